@@ -19,4 +19,9 @@ var (
 	// ErrUnavailable: the backend cannot be reached (connection refused,
 	// reset, no healthy node).
 	ErrUnavailable = errors.New("store: backend unavailable")
+	// ErrBadFile: a store file is not one (bad magic, checksum, version or
+	// size).
+	ErrBadFile = errors.New("store: not a valid store file")
+	// ErrWrongRegion: a store file belongs to another region or page shape.
+	ErrWrongRegion = errors.New("store: file belongs to another region")
 )
