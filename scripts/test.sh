@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The test command of the README and of CI: vet, the race-enabled test suite
+# over every package, and a short run of every fuzz target.
+#
+#   FUZZTIME=10s   how long each fuzz target runs (0 skips fuzzing)
+#   TESTFLAGS=...  extra flags for go test (e.g. -short, -run X)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZTIME=${FUZZTIME:-10s}
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+echo "== go vet ./..."
+go vet ./...
+
+echo "== go test -race ./..."
+# shellcheck disable=SC2086
+go test -race -count=1 -timeout 30m ${TESTFLAGS:-} ./...
+
+if [ "$FUZZTIME" != "0" ]; then
+	echo "== fuzz targets, $FUZZTIME each"
+	for pkg in $(go list ./...); do
+		dir=$(go list -f '{{.Dir}}' "$pkg")
+		grep -lq '^func Fuzz' "$dir"/*_test.go 2>/dev/null || continue
+		for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
+			echo "-- $pkg $target"
+			go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/fuzz.$$.log 2>&1 || {
+				cat /tmp/fuzz.$$.log; rm -f /tmp/fuzz.$$.log; exit 1; }
+			tail -1 /tmp/fuzz.$$.log
+		done
+	done
+	rm -f /tmp/fuzz.$$.log
+fi
+echo "== all tests passed"
