@@ -1,0 +1,307 @@
+package memnode
+
+import (
+	"bufio"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/farmem/farmem/internal/wire"
+)
+
+// outQueue bounds the replies a connection may have built but not yet
+// written; when it is full the reader stops reading, which pushes back on
+// the client through TCP.
+const outQueue = 64
+
+// bufPool recycles reply buffers across connections.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// conn is one client connection: a reader goroutine that decodes requests and
+// handles them inline (the slab is fast enough that handing work to other
+// goroutines would cost more than it saves) and a writer goroutine that writes
+// replies through a bufio.Writer and flushes when no more replies are queued.
+type conn struct {
+	s    *Server
+	nc   net.Conn
+	ns   *namespace
+	out  chan *[]byte
+	stop chan struct{} // closed by stopReading
+	once sync.Once
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	return &conn{s: s, nc: nc, out: make(chan *[]byte, outQueue), stop: make(chan struct{})}
+}
+
+// stopReading makes the reader leave its loop at the next frame boundary
+// (graceful shutdown); replies already queued are still written.
+func (c *conn) stopReading() {
+	c.once.Do(func() {
+		close(c.stop)
+		c.nc.SetReadDeadline(time.Unix(1, 0))
+	})
+}
+
+func (c *conn) stopping() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *conn) serve() {
+	defer c.s.removeConn(c)
+	defer c.nc.Close()
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	if err := c.handshake(br); err != nil {
+		c.logEnd(err)
+		return
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); c.writeLoop() }()
+	err := c.readLoop(br)
+	close(c.out)
+	<-done
+	c.logEnd(err)
+}
+
+func (c *conn) logEnd(err error) {
+	switch {
+	case err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || c.stopping():
+	case errors.Is(err, ErrIdle):
+		c.s.log.Debug("memnode: connection closed", "remote", c.nc.RemoteAddr(), "err", err)
+	default:
+		c.s.log.Warn("memnode: connection closed", "remote", c.nc.RemoteAddr(), "err", err)
+	}
+}
+
+// setReadDeadline arms the idle timeout for the next frame.
+func (c *conn) setReadDeadline() {
+	if c.s.cfg.IdleTimeout > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	}
+}
+
+// readErr turns a read error into the reason the connection ends.
+func (c *conn) readErr(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) && !c.stopping() {
+		return fmt.Errorf("%w after %v", ErrIdle, c.s.cfg.IdleTimeout)
+	}
+	return err
+}
+
+// refuse answers a request with an Error frame directly (before the writer
+// runs), counts it, and returns err for the caller to end the connection.
+func (c *conn) refuse(id uint64, err error, msg string) error {
+	code := wire.CodeOf(err)
+	c.s.m.err(code)
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.nc.Write(wire.AppendError(nil, id, code, msg))
+	return err
+}
+
+func (c *conn) handshake(br *bufio.Reader) error {
+	var hdr [wire.HeaderSize]byte
+	c.setReadDeadline()
+	if c.s.cfg.IdleTimeout == 0 {
+		// A peer that never says hello must not hold a connection forever.
+		c.nc.SetReadDeadline(time.Now().Add(time.Minute))
+	}
+	if c.stopping() {
+		return nil
+	}
+	h, body, err := wire.ReadFrame(br, &hdr, make([]byte, 0, 512), 8+wire.MaxNamespace+wire.MaxToken)
+	if err != nil {
+		if errors.Is(err, wire.ErrBadVersion) || errors.Is(err, wire.ErrBadFrame) || errors.Is(err, wire.ErrTooLarge) {
+			return c.refuse(h.ID, err, "handshake")
+		}
+		return c.readErr(err)
+	}
+	if h.Type != wire.THello {
+		return c.refuse(h.ID, wire.ErrNotAttached, "first frame must be hello, got "+h.Type.String())
+	}
+	hello, err := wire.ParseHello(body)
+	if err != nil {
+		return c.refuse(h.ID, err, "hello")
+	}
+	if int(hello.PageSize) != c.s.cfg.PageSize {
+		return c.refuse(h.ID, wire.ErrBadPageSize, fmt.Sprintf("memnode page size is %d, client asked %d", c.s.cfg.PageSize, hello.PageSize))
+	}
+	if len(c.s.cfg.Token) > 0 && subtle.ConstantTimeCompare(hello.Token, c.s.cfg.Token) != 1 {
+		return c.refuse(h.ID, wire.ErrBadToken, "")
+	}
+	if c.s.closing.Load() {
+		return c.refuse(h.ID, wire.ErrShuttingDown, "")
+	}
+	c.ns = c.s.attach(hello.Namespace)
+	w := wire.AppendWelcome(nil, wire.Welcome{
+		Epoch: c.s.epoch, Capacity: uint64(c.s.slab.capacity), Used: uint64(c.s.slab.used.Load()),
+		MaxBody: c.s.cfg.MaxBody, PageSize: uint32(c.s.cfg.PageSize),
+	})
+	if _, err := c.nc.Write(w); err != nil {
+		return err
+	}
+	c.s.m.bytesIn.Add(float64(wire.HeaderSize + len(body)))
+	c.s.m.bytesOut.Add(float64(len(w)))
+	return nil
+}
+
+func (c *conn) readLoop(br *bufio.Reader) error {
+	var hdr [wire.HeaderSize]byte
+	buf := make([]byte, 0, 64<<10)
+	for {
+		c.setReadDeadline()
+		if c.stopping() {
+			return nil
+		}
+		h, body, err := wire.ReadFrame(br, &hdr, buf, c.s.cfg.MaxBody)
+		if cap(body) > cap(buf) {
+			buf = body[:0]
+		}
+		if err != nil {
+			if errors.Is(err, wire.ErrBadFrame) || errors.Is(err, wire.ErrBadVersion) || errors.Is(err, wire.ErrTooLarge) {
+				return c.fail(h.ID, err)
+			}
+			return c.readErr(err)
+		}
+		c.s.m.bytesIn.Add(float64(wire.HeaderSize + len(body)))
+		if err := c.handle(h, body); err != nil {
+			return c.fail(h.ID, err)
+		}
+	}
+}
+
+// fail queues an Error frame for a malformed request and returns the reason
+// to close the connection: after a malformation framing cannot be trusted.
+func (c *conn) fail(id uint64, err error) error {
+	code := wire.CodeOf(err)
+	c.s.m.err(code)
+	b := bufPool.Get().(*[]byte)
+	*b = wire.AppendError((*b)[:0], id, code, err.Error())
+	c.out <- b
+	return fmt.Errorf("memnode: closing connection: %w", err)
+}
+
+// handle serves one request and queues its reply. It returns an error only
+// for a malformed request, which ends the connection.
+func (c *conn) handle(h wire.Header, body []byte) error {
+	s := c.s
+	b := bufPool.Get().(*[]byte)
+	out := (*b)[:0]
+	switch h.Type {
+	case wire.TRead:
+		ids, err := wire.ParseIDs(body)
+		if err != nil {
+			bufPool.Put(b)
+			return err
+		}
+		n := ids.Len()
+		if 4+n*(wire.EntryHeaderSize+s.cfg.PageSize) > int(s.cfg.MaxBody) {
+			s.m.err(wire.CodeTooLarge)
+			out = wire.AppendError(out, h.ID, wire.CodeTooLarge, fmt.Sprintf("reply to %d pages exceeds max body %d", n, s.cfg.MaxBody))
+			break
+		}
+		start := len(out)
+		out = wire.StartFrame(out, wire.TReadReply, h.ID)
+		out = wire.AppendCount(out, n)
+		for i := 0; i < n; i++ {
+			var code wire.Code
+			out, code = s.slab.appendPage(out, c.ns, ids.At(i))
+			s.m.err(code)
+		}
+		wire.EndFrame(out, start)
+		s.m.reqRead.Inc()
+		s.m.pagesRead.Add(float64(n))
+	case wire.TWrite:
+		pages, err := wire.ParseWrite(body, s.cfg.PageSize)
+		if err != nil {
+			bufPool.Put(b)
+			return err
+		}
+		n := pages.Len()
+		start := len(out)
+		out = wire.StartFrame(out, wire.TWriteReply, h.ID)
+		out = wire.AppendCount(out, n)
+		for i := 0; i < n; i++ {
+			id, sum, data := pages.At(i)
+			code := wire.CodeCorrupt
+			if wire.Checksum(data) == sum {
+				code = s.slab.put(c.ns, id, sum, data)
+			}
+			s.m.err(code)
+			out = wire.AppendStatus(out, code)
+		}
+		wire.EndFrame(out, start)
+		s.m.reqWrite.Inc()
+		s.m.pagesWrit.Add(float64(n))
+	case wire.TFree:
+		ids, err := wire.ParseIDs(body)
+		if err != nil {
+			bufPool.Put(b)
+			return err
+		}
+		var freed uint32
+		for i := 0; i < ids.Len(); i++ {
+			if s.slab.drop(c.ns, ids.At(i)) {
+				freed++
+			}
+		}
+		out = wire.AppendFreeReply(out, h.ID, freed)
+		s.m.reqFree.Inc()
+		s.m.pagesFreed.Add(float64(ids.Len()))
+	case wire.TStat:
+		if len(body) != 0 {
+			bufPool.Put(b)
+			return wire.ErrBadLength
+		}
+		out = wire.AppendStatReply(out, h.ID, wire.Stat{
+			Capacity: uint64(s.slab.capacity), Used: uint64(s.slab.used.Load()),
+			NamespacePages: uint64(c.ns.pages.Load()), Epoch: s.epoch,
+		})
+		s.m.reqStat.Inc()
+	case wire.THello:
+		s.m.err(wire.CodeNotAttach)
+		out = wire.AppendError(out, h.ID, wire.CodeNotAttach, "already attached")
+	default:
+		// A reply type sent to the server: the peer is confused.
+		bufPool.Put(b)
+		return fmt.Errorf("%w: %v frame sent to a memnode", wire.ErrUnknownType, h.Type)
+	}
+	*b = out
+	c.out <- b
+	return nil
+}
+
+// writeLoop writes queued replies and flushes whenever the queue runs dry, so
+// that replies to a pipelined burst leave in few segments.
+func (c *conn) writeLoop() {
+	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	var werr error
+	for b := range c.out {
+		if werr == nil {
+			if c.s.cfg.IdleTimeout > 0 {
+				c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+			}
+			_, werr = bw.Write(*b)
+			c.s.m.bytesOut.Add(float64(len(*b)))
+			if werr == nil && len(c.out) == 0 {
+				werr = bw.Flush()
+			}
+			if werr != nil {
+				// Unblock the reader; keep draining so it never blocks on out.
+				c.nc.Close()
+			}
+		}
+		if cap(*b) <= 8<<20 {
+			bufPool.Put(b)
+		}
+	}
+}
