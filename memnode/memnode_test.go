@@ -338,7 +338,10 @@ func TestHandshakeRefusals(t *testing.T) {
 		t.Fatalf("page size mismatch answered %v", re)
 	}
 	c := mustAttach(t, addr, "a")
-	_, body = c.do(func() []byte { f, _ := wire.AppendHello(nil, wire.Hello{PageSize: ps, Namespace: []byte("b")}); return f }())
+	_, body = c.do(func() []byte {
+		f, _ := wire.AppendHello(nil, wire.Hello{PageSize: ps, Namespace: []byte("b")})
+		return f
+	}())
 	if re, _ := wire.ParseError(body); !errors.Is(re, wire.ErrNotAttached) {
 		t.Fatalf("second hello answered %v", re)
 	}

@@ -35,11 +35,11 @@ func newMetrics(s *Server) *metrics {
 	errs := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "errors_total",
 		Help: "Error replies, per-page error statuses and connection failures, by kind."}, []string{"kind"})
 	m := &metrics{
-		reg:      reg,
-		reqRead:  reqs.WithLabelValues("read"),
-		reqWrite: reqs.WithLabelValues("write"),
-		reqFree:  reqs.WithLabelValues("free"),
-		reqStat:  reqs.WithLabelValues("stat"),
+		reg:       reg,
+		reqRead:   reqs.WithLabelValues("read"),
+		reqWrite:  reqs.WithLabelValues("write"),
+		reqFree:   reqs.WithLabelValues("free"),
+		reqStat:   reqs.WithLabelValues("stat"),
 		pagesRead: pages.WithLabelValues("read"), pagesWrit: pages.WithLabelValues("write"),
 		pagesFreed: pages.WithLabelValues("free"),
 		conns: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "connections",
