@@ -1,0 +1,83 @@
+// Package uffd wraps Linux userfaultfd(2) in pure Go over golang.org/x/sys/unix:
+// the ABI (constants, ioctl numbers, structs) defined by hand and checked
+// against <linux/userfaultfd.h> by a test, the ioctls, event reading, the
+// memfd helpers the pager needs, and a measurement of the bare fault cost.
+//
+// # Technique
+//
+// userfaultfd lets a process hand the page faults of a memory range to a
+// handler that supplies the pages: it registers the range, and each fault on
+// it becomes an event that the handler reads from a descriptor and resolves
+// with UFFDIO_COPY (install data), UFFDIO_ZEROPAGE, UFFDIO_CONTINUE (map a
+// page already in the shared file's page cache) or UFFDIO_WRITEPROTECT (clear
+// the protection of a written page). Post-copy live migration in QEMU, and
+// the snapshot-restore page-fault handlers of Firecracker and e2b, are built
+// on it; so is farmem's transparent mode.
+//
+// # The separate-process shape
+//
+// The handler of a Go program's faults must not run inside that program. A
+// goroutine blocked in a fault inside runtime code (runtime.memmove, that is
+// any copy()) is not at an async safe point: the preemption signal cannot stop
+// it, stop-the-world waits for it, and the handler goroutine never gets a P to
+// resolve the fault. With GOMAXPROCS=1 even plain loads livelock
+// (shared/notes/userfaultfd.md). So the application creates the userfaultfd
+// (it is bound to the creator's address space), registers its mapping of a
+// memfd, and passes the descriptor to the pager process over a Unix socket
+// (package attach); the pager maps the same memfd to read the application's
+// writes and to keep evicted contents, and installs pages with Copy. The
+// tests of this package have the same shape: the faulting application is the
+// test binary re-executed, and the test process only handles.
+//
+// # Using it
+//
+// Open does the API handshake, enabling the wanted features the kernel
+// offers (Probe lists them); FromFD wraps a descriptor received from the
+// application. Register the range (ModeMissing; ModeWP for dirty tracking;
+// ModeMinor with Continue), then loop on Read, which blocks in poll(2) until
+// events arrive or Shutdown is called, and fills a caller-provided []Msg
+// without allocating. For each EventPagefault install the page at
+// Msg.Address() rounded down to the page: Copy(dst, data, 0), or with CopyWP
+// to install a clean page write-protected, so that the first write raises
+// one fault with FlagWP|FlagWrite, which marks the page dirty and is resolved
+// with WriteProtect(addr, size, false, false). One Copy per run of contiguous
+// pages costs much less per page than one per page.
+//
+// Eviction: write-protect the page, copy it out through the handler's own
+// mapping, then PunchHole it out of the memfd; the next access faults as
+// missing again. MADV_DONTNEED on a shared mapping does not evict (the page
+// stays in the page cache), and touching a hole through the handler's own
+// mapping silently creates a zero page, so the handler keeps a residency map
+// and never touches a page it has not installed.
+//
+// # Errors the kernel returns, and what they mean
+//
+// Copy, ZeroPage and Continue handle the answers Firecracker's and e2b's
+// handlers learned to expect:
+//   - EAGAIN with partial progress: the rest is retried at once. EAGAIN with
+//     none means the range is changing under a non-cooperative event (remove,
+//     unmap, remap) that waits for a reader of this descriptor; it is retried
+//     a bounded number of times and then reported as ErrAgain, so a handler
+//     that is also its own event reader can read events and retry instead of
+//     spinning forever.
+//   - EEXIST: the page is already there (a duplicate fault from a second
+//     thread, or another worker won the race). It is not an error: the page is
+//     skipped and its waiters woken; the result counts installed bytes only.
+//   - ENOENT: the range is no longer registered: the application unmapped or
+//     remapped it. ErrMappingGone; the fault is gone with it, drop it.
+//   - ESRCH: the application's address space is gone (it exited).
+//     ErrProcessGone; drop the region.
+//
+// # The bare fault cost
+//
+// MeasureBareFault times first touches of fresh pages served by a minimal
+// handler in another process (one goroutine, poll, read, one Copy per
+// fault): the floor under any pager's fault latency. The binary that calls
+// it must call MaybeRunHelper first thing in main. docs/TRANSPARENT.md has
+// the figures measured on these machines and the commands.
+//
+// # Platforms
+//
+// Linux on architectures with the generic ioctl encoding (amd64, arm64,
+// riscv64, loong64, s390x). Elsewhere every function returns ErrNotSupported.
+package uffd
