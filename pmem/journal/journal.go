@@ -1,0 +1,465 @@
+package journal
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/farmem/farmem/pmem"
+)
+
+// Options configure the journals of an opened pool.
+type Options struct {
+	// Coalesce enables commit coalescing (C7): concurrent redo commits form
+	// groups and one leader persists the whole group with one fence. Without
+	// it every commit flushes its own journal and fences alone.
+	Coalesce bool
+	// MaxWait is how long a group leader waits for more committers before it
+	// persists the group (only with Coalesce). Zero means no deliberate wait:
+	// a group still grows while the previous group's fence is in flight.
+	MaxWait time.Duration
+	// GroupSize ends the leader's MaxWait early once this many commits have
+	// joined (0: wait the full MaxWait).
+	GroupSize int
+	// BeginTimeout bounds how long Begin waits for a free journal before it
+	// returns ErrNoFreeJournal. Zero means one second.
+	BeginTimeout time.Duration
+}
+
+// Recovery reports what Open found and did.
+type Recovery struct {
+	Watermark  uint64 // watermark before recovery
+	Replayed   int    // redo transactions replayed
+	RolledBack int    // undo transactions rolled back
+	Torn       int    // torn (unacknowledged) commits discarded
+	Stale      int    // redo journals at or below the watermark, ignored
+	NextID     uint64 // first commit id handed out after recovery
+}
+
+// Journals is the set of K micro-journals of a pool, with the DRAM free list,
+// the in-flight bookkeeping and the commit sequencer. It is safe for
+// concurrent use; each Tx belongs to one goroutine.
+type Journals struct {
+	p     *pmem.Pool
+	h     pmem.Header
+	opts  Options
+	alloc *pmem.Allocator
+
+	free chan int // indices of free journals
+
+	// mu guards the sequencer and the in-flight lists below.
+	mu       sync.Mutex
+	nextID   uint64
+	cur      *group              // the group now forming (coalescing)
+	homes    [][2]uint64         // applied home ranges not yet flushed
+	homeIDs  []uint64            // ids whose homes are in homes
+	durable  map[uint64]struct{} // ids whose effects are durable, above wMem
+	wMem     uint64              // every id <= wMem is durable
+	retiring []retired           // applied redo journals waiting for the watermark
+
+	// flushMu orders persists: one leader at a time, in commit id order.
+	flushMu  sync.Mutex
+	wWritten uint64 // watermark value last written (guarded by flushMu)
+
+	failed atomic.Bool
+	closed atomic.Bool
+
+	txs, groups atomic.Uint64
+}
+
+type retired struct {
+	idx int
+	id  uint64
+}
+
+// group is a set of redo commits persisted by one fence.
+type group struct {
+	txs    []*Tx
+	done   chan struct{}
+	full   chan struct{}
+	err    error
+	closed bool
+}
+
+// Open recovers the journals of p and returns them ready for transactions.
+// Recovery rolls back every active undo journal, then replays, in ascending
+// commit id order, every valid redo journal above the watermark; it discards
+// torn commits. Open fails with ErrJournalCorrupt on a structurally corrupt
+// journal and leaves the pool unchanged in that case.
+func Open(p *pmem.Pool, o Options) (*Journals, Recovery, error) {
+	if o.BeginTimeout <= 0 {
+		o.BeginTimeout = time.Second
+	}
+	h := p.Header()
+	j := &Journals{p: p, h: h, opts: o, free: make(chan int, h.Journals), durable: map[uint64]struct{}{}}
+	rec, err := j.recover()
+	if err != nil {
+		return nil, rec, err
+	}
+	if j.alloc, err = pmem.NewAllocator(p); err != nil {
+		return nil, rec, err
+	}
+	for i := 0; i < int(h.Journals); i++ {
+		j.free <- i
+	}
+	return j, rec, nil
+}
+
+func (j *Journals) journal(i int) (uint64, []byte) {
+	off := j.h.JournalOff + uint64(i)*uint64(j.h.JournalSize)
+	return off, j.p.Mem()[off : off+uint64(j.h.JournalSize)]
+}
+
+func (j *Journals) recover() (Recovery, error) {
+	mem := j.p.Mem()
+	w, infos, err := Inspect(mem, j.h)
+	rec := Recovery{Watermark: w}
+	if err != nil {
+		return rec, err
+	}
+	maxID := w
+	var redo, undo []Info
+	for _, inf := range infos {
+		switch inf.Status {
+		case "torn":
+			rec.Torn++
+			continue
+		case "redo-pending":
+			redo = append(redo, inf)
+		case "redo-applied":
+			rec.Stale++
+		case "undo-active":
+			undo = append(undo, inf)
+		}
+		maxID = max(maxID, inf.Header.ID)
+	}
+	// Undo first (uncommitted; isolation keeps them disjoint from redo
+	// transactions), newest first.
+	sort.Slice(undo, func(a, b int) bool { return undo[a].Header.ID > undo[b].Header.ID })
+	for _, inf := range undo {
+		_, jb := j.journal(inf.Index)
+		es, _ := DecodeEntries(jb[HeaderSize:], 0, 0, inf.Header.ID, j.h.Size)
+		for k := len(es) - 1; k >= 0; k-- {
+			copy(mem[es[k].Off:], es[k].Data)
+			j.p.Flush(es[k].Off, uint64(len(es[k].Data)))
+		}
+		rec.RolledBack++
+	}
+	sort.Slice(redo, func(a, b int) bool { return redo[a].Header.ID < redo[b].Header.ID })
+	newW := w
+	for _, inf := range redo {
+		_, jb := j.journal(inf.Index)
+		es, err := DecodeEntries(jb[HeaderSize:], inf.Header.Count, inf.Header.Used, 0, j.h.Size)
+		if err != nil {
+			return rec, err
+		}
+		for _, e := range es {
+			copy(mem[e.Off:], e.Data)
+			j.p.Flush(e.Off, uint64(len(e.Data)))
+		}
+		newW = inf.Header.ID
+		rec.Replayed++
+	}
+	if len(undo) == 0 && len(redo) == 0 {
+		j.nextID, j.wMem, j.wWritten = maxID+1, w, w
+		rec.NextID = j.nextID
+		return rec, nil
+	}
+	if err := j.p.Fence(); err != nil {
+		return rec, err
+	}
+	// The replayed and rolled-back state is durable; now retire the journals.
+	if newW != w {
+		le.PutUint64(mem[pmem.WatermarkOff:], newW)
+		j.p.Flush(pmem.WatermarkOff, 8)
+	}
+	for _, inf := range undo {
+		off, jb := j.journal(inf.Index)
+		Header{State: StateFree, ID: inf.Header.ID}.encode(jb)
+		j.p.Flush(off, HeaderSize)
+	}
+	if err := j.p.Fence(); err != nil {
+		return rec, err
+	}
+	j.nextID, j.wMem, j.wWritten = maxID+1, newW, newW
+	rec.NextID = j.nextID
+	return rec, nil
+}
+
+// Pool returns the pool the journals belong to.
+func (j *Journals) Pool() *pmem.Pool { return j.p }
+
+// Allocator returns the pool's allocator, loaded after recovery.
+func (j *Journals) Allocator() *pmem.Allocator { return j.alloc }
+
+// Stats counts committed transactions and persist groups.
+type Stats struct {
+	Txs    uint64 // committed transactions
+	Groups uint64 // persist rounds (each ends with one fence)
+}
+
+// Stats returns transaction and group counts since Open.
+func (j *Journals) Stats() Stats { return Stats{Txs: j.txs.Load(), Groups: j.groups.Load()} }
+
+// Begin starts a transaction in the given mode on a free journal, waiting up
+// to Options.BeginTimeout for one.
+func (j *Journals) Begin(mode Mode) (*Tx, error) {
+	if mode != Redo && mode != Undo {
+		return nil, fmt.Errorf("%w: %d", ErrBadMode, mode)
+	}
+	if err := j.usable(); err != nil {
+		return nil, err
+	}
+	idx, err := j.takeJournal()
+	if err != nil {
+		return nil, err
+	}
+	off, jb := j.journal(idx)
+	tx := &Tx{j: j, idx: idx, base: off, jb: jb, mode: mode}
+	if mode == Undo {
+		// The undo id is taken now: it binds the entries. Undo transactions
+		// never leave a journal behind that recovery could replay, so their
+		// id counts as durable for the watermark at once.
+		j.mu.Lock()
+		tx.id = j.nextID
+		j.nextID++
+		j.markDurableLocked(tx.id)
+		j.mu.Unlock()
+	}
+	return tx, nil
+}
+
+func (j *Journals) usable() error {
+	if j.closed.Load() {
+		return ErrClosed
+	}
+	if j.failed.Load() {
+		return ErrFailed
+	}
+	return nil
+}
+
+func (j *Journals) takeJournal() (int, error) {
+	select {
+	case i := <-j.free:
+		return i, nil
+	default:
+	}
+	// Journals may be waiting only for the watermark; a sync frees them.
+	j.mu.Lock()
+	waiting := len(j.retiring) > 0
+	j.mu.Unlock()
+	if waiting {
+		if err := j.Sync(); err != nil {
+			return 0, err
+		}
+	}
+	t := time.NewTimer(j.opts.BeginTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case i := <-j.free:
+			return i, nil
+		case <-t.C:
+			return 0, fmt.Errorf("%w (%v, %d journals)", ErrNoFreeJournal, j.opts.BeginTimeout, j.h.Journals)
+		case <-time.After(5 * time.Millisecond):
+			// Retire journals that the committers left behind meanwhile.
+			j.mu.Lock()
+			waiting := len(j.retiring) > 0
+			j.mu.Unlock()
+			if waiting {
+				if err := j.Sync(); err != nil {
+					return 0, err
+				}
+			}
+		}
+	}
+}
+
+func (j *Journals) markDurableLocked(id uint64) {
+	j.durable[id] = struct{}{}
+	for {
+		if _, ok := j.durable[j.wMem+1]; !ok {
+			return
+		}
+		delete(j.durable, j.wMem+1)
+		j.wMem++
+	}
+}
+
+// persist is one persist round: it flushes the journals of g (already
+// sealed with their headers), every applied home range not yet flushed and,
+// if it advanced, the watermark word, then issues one fence. Afterwards the
+// flushed homes count as durable and journals at or below the watermark that
+// this round made durable return to the free list. The caller holds flushMu.
+//
+// The watermark written in a round covers only ids whose homes were made
+// durable by an earlier round, so that a crash that tears this round can
+// never persist the watermark without the homes it vouches for.
+func (j *Journals) persist(g []*Tx) error {
+	j.mu.Lock()
+	homes, ids := j.homes, j.homeIDs
+	j.homes, j.homeIDs = nil, nil
+	newW := j.wMem
+	j.mu.Unlock()
+
+	for _, tx := range g {
+		j.p.Flush(tx.base, uint64(HeaderSize+tx.used))
+	}
+	for _, r := range homes {
+		j.p.Flush(r[0], r[1])
+	}
+	if newW > j.wWritten {
+		le.PutUint64(j.p.Mem()[pmem.WatermarkOff:], newW)
+		j.p.Flush(pmem.WatermarkOff, 8)
+	}
+	j.groups.Add(1)
+	if err := j.p.Fence(); err != nil {
+		j.failed.Store(true)
+		return fmt.Errorf("%w: %v", ErrFailed, err)
+	}
+	j.wWritten = max(j.wWritten, newW)
+
+	j.mu.Lock()
+	for _, id := range ids {
+		j.markDurableLocked(id)
+	}
+	keep := j.retiring[:0]
+	var freed []int
+	for _, r := range j.retiring {
+		if r.id <= j.wWritten {
+			freed = append(freed, r.idx)
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	j.retiring = keep
+	j.mu.Unlock()
+	for _, i := range freed {
+		j.free <- i
+	}
+	return nil
+}
+
+// Sync makes every committed transaction's home writes durable and advances
+// the watermark over them, releasing their journals. It takes up to two
+// persist rounds (homes, then the watermark that vouches for them).
+func (j *Journals) Sync() error {
+	if j.failed.Load() {
+		return ErrFailed
+	}
+	if j.idle() {
+		return nil
+	}
+	for round := 0; round < 2; round++ {
+		j.flushMu.Lock()
+		err := j.persist(nil)
+		j.flushMu.Unlock()
+		if err != nil {
+			return err
+		}
+		if j.idle() {
+			break
+		}
+	}
+	return nil
+}
+
+// idle reports whether there is nothing for Sync to do: no applied homes
+// waiting for a flush, no journal waiting for the watermark, and the
+// watermark (which may lag harmlessly once no journal waits for it).
+func (j *Journals) idle() bool {
+	j.flushMu.Lock()
+	defer j.flushMu.Unlock()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.retiring) == 0 && len(j.homes) == 0
+}
+
+// Close syncs and refuses further transactions. It does not close the pool.
+// Transactions still open must be finished first; Close does not wait.
+func (j *Journals) Close() error {
+	if j.closed.Swap(true) {
+		return ErrClosed
+	}
+	if j.failed.Load() {
+		return ErrFailed
+	}
+	return j.Sync()
+}
+
+// commitRedo persists a sealed redo transaction, alone or in a group.
+func (j *Journals) commitRedo(tx *Tx) error {
+	if !j.opts.Coalesce {
+		j.flushMu.Lock()
+		j.mu.Lock()
+		j.sealLocked(tx)
+		j.mu.Unlock()
+		err := j.persist([]*Tx{tx})
+		j.flushMu.Unlock()
+		return err
+	}
+	j.mu.Lock()
+	j.sealLocked(tx)
+	g := j.cur
+	leader := false
+	if g == nil || g.closed {
+		g = &group{done: make(chan struct{}), full: make(chan struct{})}
+		j.cur = g
+		leader = true
+	}
+	g.txs = append(g.txs, tx)
+	if j.opts.GroupSize > 0 && len(g.txs) == j.opts.GroupSize {
+		close(g.full)
+	}
+	j.mu.Unlock()
+	if !leader {
+		<-g.done
+		return g.err
+	}
+	if j.opts.MaxWait > 0 {
+		t := time.NewTimer(j.opts.MaxWait)
+		select {
+		case <-t.C:
+		case <-g.full:
+		}
+		t.Stop()
+	}
+	j.flushMu.Lock()
+	j.mu.Lock()
+	g.closed = true // later committers start the next group
+	if j.cur == g {
+		j.cur = nil
+	}
+	txs := g.txs
+	j.mu.Unlock()
+	g.err = j.persist(txs)
+	j.flushMu.Unlock()
+	close(g.done)
+	return g.err
+}
+
+// sealLocked assigns the next commit id and writes the redo header. Holding
+// j.mu while doing both keeps the ids in the order in which transactions
+// join groups, so groups persist in ascending id order.
+func (j *Journals) sealLocked(tx *Tx) {
+	tx.id = j.nextID
+	j.nextID++
+	Header{State: StateRedo, ID: tx.id, Count: tx.count, Used: uint32(tx.used), BodyCRC: tx.bodyCRC}.encode(tx.jb)
+}
+
+// applied records the home ranges of a redo transaction that has been
+// applied, and parks its journal until the watermark passes its id.
+func (j *Journals) applied(tx *Tx) {
+	j.mu.Lock()
+	j.homes = append(j.homes, tx.homes...)
+	j.homeIDs = append(j.homeIDs, tx.id)
+	j.retiring = append(j.retiring, retired{idx: tx.idx, id: tx.id})
+	j.mu.Unlock()
+}
+
+// release returns a journal that holds nothing recovery would act on.
+func (j *Journals) release(idx int) { j.free <- idx }
+
