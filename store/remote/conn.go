@@ -1,0 +1,192 @@
+package remote
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/farmem/farmem/internal/wire"
+	"github.com/farmem/farmem/store"
+)
+
+// conn is one TCP connection to a memnode. Any number of goroutines send
+// requests on it (each frame written whole under wmu); one reader goroutine
+// matches replies to pending requests by id, so many requests are in flight
+// at once and replies may come in any order.
+type conn struct {
+	n       *node
+	nc      net.Conn
+	welcome wire.Welcome
+
+	wmu  sync.Mutex
+	wbuf []byte
+
+	mu      sync.Mutex
+	pending map[uint64]*req
+	nextID  uint64
+	err     error // set once the connection failed; no request is accepted after
+}
+
+// dial connects to the node and performs the handshake.
+func (n *node) dial(ctx context.Context) (*conn, error) {
+	cfg := &n.s.cfg
+	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", n.addr)
+	if err != nil {
+		return nil, fmt.Errorf("remote: dialing memnode %s: %w: %w", n.addr, store.ErrUnavailable, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	hello, err := wire.AppendHello(nil, wire.Hello{PageSize: uint32(cfg.PageSize), Namespace: []byte(cfg.Namespace), Token: cfg.Token})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if _, err := nc.Write(hello); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("remote: handshake with memnode %s: %w: %w", n.addr, store.ErrUnavailable, err)
+	}
+	var hdr [wire.HeaderSize]byte
+	h, body, err := wire.ReadFrame(nc, &hdr, make([]byte, 0, 64), 4+wire.MaxErrorMsg)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("remote: handshake with memnode %s: %w: %w", n.addr, store.ErrUnavailable, err)
+	}
+	c := &conn{n: n, nc: nc, pending: make(map[uint64]*req)}
+	switch h.Type {
+	case wire.TError:
+		nc.Close()
+		re, err := wire.ParseError(body)
+		if err != nil {
+			return nil, fmt.Errorf("%w: memnode %s: %w", ErrProtocol, n.addr, err)
+		}
+		return nil, fmt.Errorf("%w: memnode %s: %w", ErrHandshake, n.addr, re)
+	case wire.TWelcome:
+		if c.welcome, err = wire.ParseWelcome(body); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("%w: memnode %s: %w", ErrProtocol, n.addr, err)
+		}
+	default:
+		nc.Close()
+		return nil, fmt.Errorf("%w: memnode %s answered hello with %v", ErrProtocol, n.addr, h.Type)
+	}
+	if int(c.welcome.PageSize) != cfg.PageSize || int(c.welcome.MaxBody) < 4+wire.EntryHeaderSize+cfg.PageSize {
+		nc.Close()
+		return nil, fmt.Errorf("%w: memnode %s welcome has page size %d, max body %d", ErrProtocol, n.addr, c.welcome.PageSize, c.welcome.MaxBody)
+	}
+	nc.SetDeadline(time.Time{})
+	n.s.wg.Add(1)
+	go c.readLoop()
+	return c, nil
+}
+
+func (c *conn) healthy() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err == nil
+}
+
+// send registers r as pending and writes its frame. If the connection has
+// already failed it returns the failure and r stays the caller's; otherwise
+// r is the connection's, which completes it even when the write fails.
+func (c *conn) send(r *req) error {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return c.err
+	}
+	c.nextID++
+	r.id, r.c = c.nextID, c
+	c.pending[r.id] = r
+	c.mu.Unlock()
+
+	c.wmu.Lock()
+	buf := r.encode(c.wbuf[:0])
+	if t := c.n.s.cfg.IOTimeout; t > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(t))
+	}
+	_, err := c.nc.Write(buf)
+	if cap(buf) <= 1<<20 {
+		c.wbuf = buf[:0]
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		// A partial write breaks framing: the whole connection goes.
+		c.fail(fmt.Errorf("remote: writing to memnode %s: %w: %w", c.n.addr, store.ErrUnavailable, err))
+	}
+	return nil
+}
+
+// remove takes request id off the pending list; it reports whether it was
+// there, in which case the caller now owns the request.
+func (c *conn) remove(id uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.pending[id]; !ok {
+		return false
+	}
+	delete(c.pending, id)
+	return true
+}
+
+// fail marks the connection failed, closes it and fails every pending
+// request with err. Later sends see err and redial elsewhere.
+func (c *conn) fail(err error) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = err
+	pending := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	c.nc.Close()
+	for _, r := range pending {
+		r.fail(err)
+	}
+}
+
+func (c *conn) readLoop() {
+	defer c.n.s.wg.Done()
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	var hdr [wire.HeaderSize]byte
+	buf := make([]byte, 0, 64<<10)
+	maxBody := c.welcome.MaxBody + 4 + wire.MaxErrorMsg
+	for {
+		h, body, err := wire.ReadFrame(br, &hdr, buf, maxBody)
+		if cap(body) > cap(buf) {
+			buf = body[:0]
+		}
+		if err != nil {
+			if c.n.s.closed.Load() {
+				err = errClosed
+			} else if errors.Is(err, wire.ErrBadFrame) || errors.Is(err, wire.ErrBadVersion) || errors.Is(err, wire.ErrTooLarge) {
+				err = fmt.Errorf("%w: memnode %s: %w: %w", ErrProtocol, c.n.addr, store.ErrUnavailable, err)
+			} else {
+				err = fmt.Errorf("remote: connection to memnode %s: %w: %w", c.n.addr, store.ErrUnavailable, err)
+			}
+			c.fail(err)
+			return
+		}
+		c.mu.Lock()
+		r := c.pending[h.ID]
+		delete(c.pending, h.ID)
+		c.mu.Unlock()
+		if r == nil {
+			// The request was canceled: the late answer is discarded.
+			continue
+		}
+		if err := r.complete(h, body); err != nil {
+			c.fail(fmt.Errorf("%w: memnode %s: %w: %w", ErrProtocol, c.n.addr, store.ErrUnavailable, err))
+			return
+		}
+	}
+}
