@@ -45,6 +45,7 @@ type Proxy struct {
 	mu        sync.Mutex
 	links     map[*link]struct{}
 	blackhole bool
+	bhFlag    atomic.Bool // mirrors blackhole for the lock-free fast path
 	cut       bool
 	closed    bool
 	changed   chan struct{} // closed and replaced when blackhole ends
@@ -90,6 +91,7 @@ func (p *Proxy) SetBlackhole(on bool) {
 		p.changed = make(chan struct{})
 	}
 	p.blackhole = on
+	p.bhFlag.Store(on)
 }
 
 // SetDelay sets the latency added to every chunk read from now on, in each
@@ -300,8 +302,11 @@ type chunk struct {
 
 // pump forwards src to dst: a reader goroutine stamps each chunk with its
 // due time (read time + delay), this goroutine writes chunks in order once
-// they are due and no blackhole is in force.
+// they are due and no blackhole is in force. With no fault in force and
+// nothing queued the reader writes the chunk itself: order is kept (the
+// writer is idle), and a fault-free proxy costs no goroutine hand-off.
 func (l *link) pump(src, dst net.Conn, bytes *atomic.Uint64) {
+	var pending atomic.Int64 // chunks queued and not yet written
 	free := make(chan []byte, chunksInFlight)
 	queue := make(chan chunk, chunksInFlight)
 	for range chunksInFlight {
@@ -320,10 +325,20 @@ func (l *link) pump(src, dst net.Conn, bytes *atomic.Uint64) {
 				return
 			}
 			n, err := src.Read(buf)
+			if n > 0 && err == nil && pending.Load() == 0 && l.p.delay.Load() == 0 && !l.p.bhFlag.Load() {
+				if _, err := dst.Write(buf[:n]); err != nil {
+					l.close(true)
+					return
+				}
+				bytes.Add(uint64(n))
+				free <- buf
+				continue
+			}
 			c := chunk{buf: buf, n: n, err: err}
 			if d := l.p.delay.Load(); d > 0 {
 				c.due = time.Now().Add(time.Duration(d))
 			}
+			pending.Add(1)
 			select {
 			case queue <- c:
 			case <-l.done:
@@ -362,6 +377,7 @@ func (l *link) pump(src, dst net.Conn, bytes *atomic.Uint64) {
 			}
 			bytes.Add(uint64(c.n))
 		}
+		pending.Add(-1)
 		free <- c.buf
 		if c.err != nil {
 			l.finish(dst, c.err)
