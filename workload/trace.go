@@ -157,7 +157,9 @@ type TextReader struct {
 }
 
 // NewTextReader returns a TextReader on r.
-func NewTextReader(r io.Reader) *TextReader { return newTextReader(bufio.NewReaderSize(r, MaxTextLine)) }
+func NewTextReader(r io.Reader) *TextReader {
+	return newTextReader(bufio.NewReaderSize(r, MaxTextLine))
+}
 
 func newTextReader(br *bufio.Reader) *TextReader { return &TextReader{r: br} }
 
@@ -237,7 +239,9 @@ func (d *TextReader) Next() (Access, error) {
 	}
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f' }
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'
+}
 
 func trimSpace(b []byte) []byte {
 	for len(b) > 0 && isSpace(b[0]) {
