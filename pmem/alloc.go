@@ -105,6 +105,7 @@ func (a *Allocator) Alloc(tx TxWriter, n uint64) (uint64, error) {
 		for u := start; u < start+units; u++ {
 			a.busy[u] = false
 		}
+		a.cursor = min(a.cursor, start)
 		a.mu.Unlock()
 	}
 	if err := tx.Write(a.p.hdr.MapOff+start, rec); err != nil {

@@ -31,6 +31,8 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+var le = binary.LittleEndian
+
 // Checksum is the CRC32C used by every on-media structure of the pool.
 func Checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
@@ -100,7 +102,6 @@ func roundUp(x, a uint64) uint64 { return (x + a - 1) / a * a }
 func (h Header) encode(b []byte) {
 	clear(b[:128])
 	copy(b[0:8], Magic)
-	le := binary.LittleEndian
 	le.PutUint32(b[8:], h.Version)
 	le.PutUint32(b[12:], h.Flags)
 	copy(b[16:48], h.Layout)
@@ -129,9 +130,11 @@ func DecodeHeader(b []byte) (Header, error) {
 	if string(b[:8]) != Magic {
 		return h, ErrBadMagic
 	}
-	le := binary.LittleEndian
 	if got, want := le.Uint32(b[124:]), Checksum(b[:124]); got != want {
 		return h, fmt.Errorf("%w (stored %08x, computed %08x)", ErrHeaderChecksum, got, want)
+	}
+	if !allZero(b[96:124]) {
+		return h, fmt.Errorf("%w: reserved header bytes are not zero", ErrBadGeometry)
 	}
 	h.Version = le.Uint32(b[8:])
 	if h.Version != Version {
@@ -182,7 +185,6 @@ type RootSlot struct {
 
 func (r RootSlot) encode() []byte {
 	b := make([]byte, 64)
-	le := binary.LittleEndian
 	le.PutUint64(b[0:], r.Seq)
 	le.PutUint64(b[8:], r.Off)
 	le.PutUint64(b[16:], r.Size)
@@ -193,7 +195,6 @@ func (r RootSlot) encode() []byte {
 
 // decodeRootSlot returns the slot in b[0:64] and whether it is valid.
 func decodeRootSlot(b []byte) (RootSlot, bool) {
-	le := binary.LittleEndian
 	if le.Uint64(b[0:]) == 0 || le.Uint32(b[60:]) != Checksum(b[:60]) {
 		return RootSlot{}, false
 	}
@@ -217,4 +218,13 @@ func currentRoot(page []byte) (cur RootSlot, ok bool, next int) {
 		return b, true, rootSlotA
 	}
 	return RootSlot{}, false, rootSlotA
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

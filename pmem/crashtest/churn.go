@@ -174,4 +174,3 @@ func (c *churn) checker() func(*journal.Journals) error {
 		return nil
 	}
 }
-

@@ -249,10 +249,43 @@ func Inspect(mem []byte, h pmem.Header) (watermark uint64, infos []Info, err err
 				inf.Err = eerr
 			}
 		}
+		if inf.Err == nil && (inf.Status == "redo-pending" || inf.Status == "undo-active") {
+			if e := checkEntries(j, hd, h); e != nil {
+				inf.Status, inf.Err = "corrupt", e
+			}
+		}
 		if inf.Err != nil && err == nil {
 			err = fmt.Errorf("journal %d at offset %d: %w", i, off, inf.Err)
 		}
 		infos = append(infos, inf)
 	}
 	return watermark, infos, err
+}
+
+func crc32Castagnoli(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// writable reports whether a transaction may write [off, off+n): the
+// allocation map and heap, or the root slots.
+func writable(h pmem.Header, off, n uint64) bool {
+	if off > h.Size || n > h.Size-off {
+		return false
+	}
+	return off >= h.MapOff || (off >= 128 && off+n <= 256)
+}
+
+// checkEntries returns ErrEntryCorrupt if an entry of an active journal
+// targets memory no transaction may write (the header or journal area).
+func checkEntries(j []byte, hd Header, h pmem.Header) error {
+	var es []Entry
+	if hd.State == StateUndo {
+		es, _ = DecodeEntries(j[HeaderSize:], 0, 0, hd.ID, h.Size)
+	} else {
+		es, _ = DecodeEntries(j[HeaderSize:], hd.Count, hd.Used, 0, h.Size)
+	}
+	for i, e := range es {
+		if !writable(h, e.Off, uint64(len(e.Data))) {
+			return fmt.Errorf("%w: entry %d targets [%d,+%d), outside the writable pool", ErrEntryCorrupt, i, e.Off, len(e.Data))
+		}
+	}
+	return nil
 }

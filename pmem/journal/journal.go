@@ -462,4 +462,3 @@ func (j *Journals) applied(tx *Tx) {
 
 // release returns a journal that holds nothing recovery would act on.
 func (j *Journals) release(idx int) { j.free <- idx }
-

@@ -73,17 +73,10 @@ func (tx *Tx) OnAbort(fn func()) { tx.abort = append(tx.abort, fn) }
 func (tx *Tx) Free() int { return len(tx.jb) - HeaderSize - tx.used }
 
 func (tx *Tx) checkWrite(off uint64, n int) error {
-	h := tx.j.h
-	end := off + uint64(n)
-	switch {
-	case off > h.Size || uint64(n) > h.Size-off:
-		return fmt.Errorf("%w: [%d,+%d) beyond the pool", ErrBadWrite, off, n)
-	case off >= h.MapOff:
-		return nil
-	case off >= 128 && end <= 256: // root slots
-		return nil
+	if !writable(tx.j.h, off, uint64(n)) {
+		return fmt.Errorf("%w: [%d,+%d) is beyond the pool or overlaps the header or the journal area", ErrBadWrite, off, n)
 	}
-	return fmt.Errorf("%w: [%d,+%d) overlaps the header or the journal area", ErrBadWrite, off, n)
+	return nil
 }
 
 // Write makes b the content of the pool at off if the transaction commits.

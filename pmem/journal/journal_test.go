@@ -1,0 +1,277 @@
+package journal
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/farmem/farmem/pmem"
+)
+
+func newSimJournals(t *testing.T, k, s uint32, o Options) (*pmem.Sim, *Journals) {
+	t.Helper()
+	mem := make([]byte, 256<<10)
+	if _, err := pmem.Format(mem, "jt", k, s); err != nil {
+		t.Fatal(err)
+	}
+	sim := pmem.NewSim(mem)
+	p, err := pmem.OpenMem(mem, sim, "jt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _, err := Open(p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sim, j
+}
+
+func heap(j *Journals) uint64 { return j.Pool().Header().HeapOff }
+
+func TestRedoAndUndo(t *testing.T) {
+	for _, mode := range []Mode{Redo, Undo} {
+		t.Run(mode.String(), func(t *testing.T) {
+			_, j := newSimJournals(t, 4, 1024, Options{})
+			mem, off := j.Pool().Mem(), heap(j)
+			tx, err := j.Begin(mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Write(off, []byte("abc")); err != nil {
+				t.Fatal(err)
+			}
+			// Redo does not touch the pool before commit; undo stores in place.
+			if inPlace := string(mem[off:off+3]) == "abc"; inPlace != (mode == Undo) {
+				t.Fatalf("in place before commit = %v for %v", inPlace, mode)
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if string(mem[off:off+3]) != "abc" {
+				t.Fatalf("after commit: %q", mem[off:off+3])
+			}
+			if err := tx.Commit(); !errors.Is(err, ErrTxDone) {
+				t.Fatalf("second commit: %v", err)
+			}
+			// Abort leaves the old value, in both modes.
+			tx, _ = j.Begin(mode)
+			if err := tx.Write(off+1, []byte("XY")); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Write(off, []byte("Z")); err != nil {
+				t.Fatal(err)
+			}
+			aborted := false
+			tx.OnAbort(func() { aborted = true })
+			if err := tx.Abort(); err != nil || !aborted {
+				t.Fatalf("abort: %v, callback %v", err, aborted)
+			}
+			if string(mem[off:off+3]) != "abc" {
+				t.Fatalf("after abort: %q", mem[off:off+3])
+			}
+			if st := j.Stats(); st.Txs != 1 {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}
+
+func TestTxTooLarge(t *testing.T) {
+	for _, mode := range []Mode{Redo, Undo} {
+		t.Run(mode.String(), func(t *testing.T) {
+			_, j := newSimJournals(t, 2, 256, Options{})
+			mem, off := j.Pool().Mem(), heap(j)
+			copy(mem[off:], "orig")
+			tx, _ := j.Begin(mode)
+			if err := tx.Write(off, []byte("ok")); err != nil {
+				t.Fatal(err)
+			}
+			big := bytes.Repeat([]byte("x"), tx.Free())
+			if err := tx.Write(off+8, big); !errors.Is(err, ErrTxTooLarge) {
+				t.Fatalf("oversized write: %v", err)
+			}
+			if mem[off+8] == 'x' {
+				t.Fatal("oversized write was stored")
+			}
+			if err := tx.Commit(); !errors.Is(err, ErrTxTooLarge) {
+				t.Fatalf("commit after ErrTxTooLarge: %v", err)
+			}
+			if string(mem[off:off+4]) != "orig" {
+				t.Fatalf("partial effect of a too-large tx: %q", mem[off:off+4])
+			}
+			// Both journals are free again.
+			for i := 0; i < 2; i++ {
+				if _, err := j.Begin(mode); err != nil {
+					t.Fatalf("journal %d not released: %v", i, err)
+				}
+			}
+		})
+	}
+}
+
+func TestNoFreeJournal(t *testing.T) {
+	_, j := newSimJournals(t, 2, 256, Options{BeginTimeout: 20 * time.Millisecond})
+	a, _ := j.Begin(Redo)
+	b, _ := j.Begin(Undo)
+	if _, err := j.Begin(Redo); !errors.Is(err, ErrNoFreeJournal) {
+		t.Fatalf("third Begin: %v", err)
+	}
+	a.Abort()
+	if _, err := j.Begin(Redo); err != nil {
+		t.Fatalf("Begin after abort: %v", err)
+	}
+	b.Abort()
+	if _, err := j.Begin(Mode(9)); !errors.Is(err, ErrBadMode) {
+		t.Fatalf("bad mode: %v", err)
+	}
+}
+
+// TestJournalReuseNeedsWatermark commits more redo transactions than there
+// are journals from one goroutine: journals come back only once the
+// watermark passes them, which Begin forces when it finds none free.
+func TestJournalReuseNeedsWatermark(t *testing.T) {
+	_, j := newSimJournals(t, 2, 256, Options{BeginTimeout: time.Second})
+	off := heap(j)
+	for i := 0; i < 20; i++ {
+		tx, err := j.Begin(Redo)
+		if err != nil {
+			t.Fatalf("tx %d: %v", i, err)
+		}
+		tx.Write(off, []byte{byte(i)})
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if j.Pool().Mem()[off] != 19 {
+		t.Fatal("lost an update")
+	}
+}
+
+func TestBadWrite(t *testing.T) {
+	_, j := newSimJournals(t, 2, 256, Options{})
+	tx, _ := j.Begin(Redo)
+	h := j.Pool().Header()
+	for _, c := range []struct{ off, n uint64 }{{0, 8}, {h.JournalOff, 8}, {pmem.WatermarkOff, 8}, {h.Size - 4, 8}, {h.Size + 10, 1}} {
+		if err := tx.Write(c.off, make([]byte, c.n)); !errors.Is(err, ErrBadWrite) {
+			t.Errorf("write [%d,+%d): %v", c.off, c.n, err)
+		}
+	}
+	if err := tx.Write(128, make([]byte, 64)); err != nil {
+		t.Errorf("root slot write: %v", err)
+	}
+}
+
+// TestRecoveryReplaysAndRollsBack crashes right after a redo commit fence
+// (applied but unflushed homes) and in the middle of an undo transaction.
+func TestRecoveryReplaysAndRollsBack(t *testing.T) {
+	sim, j := newSimJournals(t, 4, 512, Options{})
+	off := heap(j)
+	tx, _ := j.Begin(Redo)
+	tx.Write(off, []byte("redo"))
+	tx.Commit()
+	u, _ := j.Begin(Undo)
+	copy(j.Pool().Mem()[off+64:], "old!")
+	u.Write(off+64, []byte("new!")) // durable log, in-place store not flushed
+	j.Pool().Flush(off+64, 4)       // make the in-place store durable too
+	j.Pool().Fence()
+	img, _ := sim.CrashClone(nil)
+	p, err := pmem.OpenMem(img, pmem.NewSim(img), "jt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rec, err := Open(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Replayed != 1 || rec.RolledBack != 1 {
+		t.Fatalf("recovery %+v, want 1 replayed and 1 rolled back", rec)
+	}
+	if string(img[off:off+4]) != "redo" || string(img[off+64:off+68]) != "old!" {
+		t.Fatalf("recovered %q %q", img[off:off+4], img[off+64:off+68])
+	}
+	// Recovery is idempotent and leaves nothing to do the second time.
+	_, rec, err = Open(p, Options{})
+	if err != nil || rec.Replayed != 0 || rec.RolledBack != 0 {
+		t.Fatalf("second recovery %+v, %v", rec, err)
+	}
+}
+
+func TestCorruptJournalIsNamedError(t *testing.T) {
+	_, j := newSimJournals(t, 4, 512, Options{})
+	mem := j.Pool().Mem()
+	h := j.Pool().Header()
+	copy(mem[h.JournalOff+512:], "garbage!")
+	p, _ := pmem.OpenMem(mem, pmem.NewSim(mem), "")
+	if _, _, err := Open(p, Options{}); !errors.Is(err, ErrJournalCorrupt) || !errors.Is(err, pmem.ErrCorrupt) {
+		t.Fatalf("err = %v, want ErrJournalCorrupt", err)
+	}
+}
+
+// TestCoalescingConcurrent runs concurrent committers on a real file pool
+// and checks every update landed and that groups never exceed transactions
+// (one fence per group).
+func TestCoalescingConcurrent(t *testing.T) {
+	for _, co := range []bool{false, true} {
+		t.Run(map[bool]string{false: "alone", true: "coalesced"}[co], func(t *testing.T) {
+			dir := t.TempDir()
+			if d, err := os.MkdirTemp("/dev/shm", "jt"); err == nil {
+				dir = d
+				t.Cleanup(func() { os.RemoveAll(d) })
+			}
+			p, err := pmem.Create(filepath.Join(dir, "pool"), pmem.CreateOptions{Size: 1 << 20, Layout: "jt", Journals: 16, JournalSize: 1024, Mode: pmem.ModeMsync})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			j, _, err := Open(p, Options{Coalesce: co, MaxWait: 50 * time.Microsecond, GroupSize: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const workers, per = 4, 50
+			off := p.Header().HeapOff
+			var wg sync.WaitGroup
+			errs := make(chan error, workers)
+			for w := 0; w < workers; w++ {
+				wg.Add(1)
+				go func(w int) {
+					defer wg.Done()
+					slot := off + uint64(w)*64
+					for i := 1; i <= per; i++ {
+						tx, err := j.Begin(Redo)
+						if err != nil {
+							errs <- err
+							return
+						}
+						tx.Write(slot, le.AppendUint64(nil, uint64(i)))
+						if err := tx.Commit(); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}(w)
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			for w := 0; w < workers; w++ {
+				if v := le.Uint64(p.Mem()[off+uint64(w)*64:]); v != per {
+					t.Fatalf("worker %d slot = %d, want %d", w, v, per)
+				}
+			}
+			st := j.Stats()
+			t.Logf("coalesce=%v: %d txs in %d groups, %d fences", co, st.Txs, st.Groups, p.Stats().Fences)
+			if st.Txs != workers*per || st.Groups > st.Txs+4 {
+				t.Fatalf("stats %+v", st)
+			}
+			if err := j.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
