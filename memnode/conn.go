@@ -3,6 +3,7 @@ package memnode
 import (
 	"bufio"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,29 +15,27 @@ import (
 	"github.com/farmem/farmem/internal/wire"
 )
 
-// outQueue bounds the replies a connection may have built but not yet
-// written; when it is full the reader stops reading, which pushes back on
-// the client through TCP.
-const outQueue = 64
+// flushAt is the size of queued replies at which the connection writes them
+// even though more requests are waiting.
+const flushAt = 256 << 10
 
-// bufPool recycles reply buffers across connections.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
-
-// conn is one client connection: a reader goroutine that decodes requests and
-// handles them inline (the slab is fast enough that handing work to other
-// goroutines would cost more than it saves) and a writer goroutine that writes
-// replies through a bufio.Writer and flushes when no more replies are queued.
+// conn is one client connection, served by one goroutine in the style of
+// pipelining servers such as Redis: it reads a request, handles it inline
+// (the slab is fast enough that handing work to other goroutines would cost
+// more than it saves) and appends the reply to an output buffer, which it
+// writes only when no further complete request is already buffered. A burst
+// of pipelined requests is thus answered with one write system call, and a
+// lone request is answered at once.
 type conn struct {
 	s    *Server
 	nc   net.Conn
 	ns   *namespace
-	out  chan *[]byte
 	stop chan struct{} // closed by stopReading
 	once sync.Once
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
-	return &conn{s: s, nc: nc, out: make(chan *[]byte, outQueue), stop: make(chan struct{})}
+	return &conn{s: s, nc: nc, stop: make(chan struct{})}
 }
 
 // stopReading makes the reader leave its loop at the next frame boundary
@@ -65,12 +64,7 @@ func (c *conn) serve() {
 		c.logEnd(err)
 		return
 	}
-	done := make(chan struct{})
-	go func() { defer close(done); c.writeLoop() }()
-	err := c.readLoop(br)
-	close(c.out)
-	<-done
-	c.logEnd(err)
+	c.logEnd(c.loop(br))
 }
 
 func (c *conn) logEnd(err error) {
@@ -154,60 +148,99 @@ func (c *conn) handshake(br *bufio.Reader) error {
 	return nil
 }
 
-func (c *conn) readLoop(br *bufio.Reader) error {
+// frameBuffered reports whether br already holds a whole frame, so that
+// reading it will not block.
+func frameBuffered(br *bufio.Reader) bool {
+	if br.Buffered() < wire.HeaderSize {
+		return false
+	}
+	h, err := br.Peek(wire.HeaderSize)
+	if err != nil {
+		return false
+	}
+	return br.Buffered()-wire.HeaderSize >= int(binary.LittleEndian.Uint32(h[4:8]))
+}
+
+func (c *conn) loop(br *bufio.Reader) error {
 	var hdr [wire.HeaderSize]byte
 	buf := make([]byte, 0, 64<<10)
-	for {
+	out := make([]byte, 0, 64<<10)
+	var err error
+	for err == nil {
+		if len(out) > 0 && (len(out) >= flushAt || !frameBuffered(br)) {
+			if out, err = c.flush(out); err != nil {
+				return err
+			}
+		}
 		c.setReadDeadline()
 		if c.stopping() {
-			return nil
+			break
 		}
-		h, body, err := wire.ReadFrame(br, &hdr, buf, c.s.cfg.MaxBody)
+		var h wire.Header
+		var body []byte
+		h, body, err = wire.ReadFrame(br, &hdr, buf, c.s.cfg.MaxBody)
 		if cap(body) > cap(buf) {
 			buf = body[:0]
 		}
 		if err != nil {
 			if errors.Is(err, wire.ErrBadFrame) || errors.Is(err, wire.ErrBadVersion) || errors.Is(err, wire.ErrTooLarge) {
-				return c.fail(h.ID, err)
+				out, err = c.fail(out, h.ID, err)
+			} else {
+				err = c.readErr(err)
 			}
-			return c.readErr(err)
+			break
 		}
 		c.s.m.bytesIn.Add(float64(wire.HeaderSize + len(body)))
-		if err := c.handle(h, body); err != nil {
-			return c.fail(h.ID, err)
+		var herr error
+		if out, herr = c.handle(h, body, out); herr != nil {
+			out, err = c.fail(out, h.ID, herr)
 		}
 	}
+	// Replies to every request read so far go out before the close.
+	if len(out) > 0 {
+		if _, ferr := c.flush(out); err == nil {
+			err = ferr
+		}
+	}
+	return err
+}
+
+// flush writes the queued replies and returns the emptied buffer.
+func (c *conn) flush(out []byte) ([]byte, error) {
+	if c.s.cfg.IdleTimeout > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	}
+	_, err := c.nc.Write(out)
+	c.s.m.bytesOut.Add(float64(len(out)))
+	if cap(out) > 8<<20 {
+		return make([]byte, 0, 64<<10), err
+	}
+	return out[:0], err
 }
 
 // fail queues an Error frame for a malformed request and returns the reason
 // to close the connection: after a malformation framing cannot be trusted.
-func (c *conn) fail(id uint64, err error) error {
+func (c *conn) fail(out []byte, id uint64, err error) ([]byte, error) {
 	code := wire.CodeOf(err)
 	c.s.m.err(code)
-	b := bufPool.Get().(*[]byte)
-	*b = wire.AppendError((*b)[:0], id, code, err.Error())
-	c.out <- b
-	return fmt.Errorf("memnode: closing connection: %w", err)
+	out = wire.AppendError(out, id, code, err.Error())
+	return out, fmt.Errorf("memnode: closing connection: %w", err)
 }
 
-// handle serves one request and queues its reply. It returns an error only
-// for a malformed request, which ends the connection.
-func (c *conn) handle(h wire.Header, body []byte) error {
+// handle serves one request and appends its reply to out. It returns an
+// error only for a malformed request, which ends the connection.
+func (c *conn) handle(h wire.Header, body []byte, out []byte) ([]byte, error) {
 	s := c.s
-	b := bufPool.Get().(*[]byte)
-	out := (*b)[:0]
 	switch h.Type {
 	case wire.TRead:
 		ids, err := wire.ParseIDs(body)
 		if err != nil {
-			bufPool.Put(b)
-			return err
+			return out, err
 		}
 		n := ids.Len()
 		if 4+n*(wire.EntryHeaderSize+s.cfg.PageSize) > int(s.cfg.MaxBody) {
 			s.m.err(wire.CodeTooLarge)
-			out = wire.AppendError(out, h.ID, wire.CodeTooLarge, fmt.Sprintf("reply to %d pages exceeds max body %d", n, s.cfg.MaxBody))
-			break
+			return wire.AppendError(out, h.ID, wire.CodeTooLarge, fmt.Sprintf("reply to %d pages exceeds max body %d", n, s.cfg.MaxBody)), nil
 		}
 		start := len(out)
 		out = wire.StartFrame(out, wire.TReadReply, h.ID)
@@ -223,8 +256,7 @@ func (c *conn) handle(h wire.Header, body []byte) error {
 	case wire.TWrite:
 		pages, err := wire.ParseWrite(body, s.cfg.PageSize)
 		if err != nil {
-			bufPool.Put(b)
-			return err
+			return out, err
 		}
 		n := pages.Len()
 		start := len(out)
@@ -245,8 +277,7 @@ func (c *conn) handle(h wire.Header, body []byte) error {
 	case wire.TFree:
 		ids, err := wire.ParseIDs(body)
 		if err != nil {
-			bufPool.Put(b)
-			return err
+			return out, err
 		}
 		var freed uint32
 		for i := 0; i < ids.Len(); i++ {
@@ -259,8 +290,7 @@ func (c *conn) handle(h wire.Header, body []byte) error {
 		s.m.pagesFreed.Add(float64(ids.Len()))
 	case wire.TStat:
 		if len(body) != 0 {
-			bufPool.Put(b)
-			return wire.ErrBadLength
+			return out, wire.ErrBadLength
 		}
 		out = wire.AppendStatReply(out, h.ID, wire.Stat{
 			Capacity: uint64(s.slab.capacity), Used: uint64(s.slab.used.Load()),
@@ -272,36 +302,7 @@ func (c *conn) handle(h wire.Header, body []byte) error {
 		out = wire.AppendError(out, h.ID, wire.CodeNotAttach, "already attached")
 	default:
 		// A reply type sent to the server: the peer is confused.
-		bufPool.Put(b)
-		return fmt.Errorf("%w: %v frame sent to a memnode", wire.ErrUnknownType, h.Type)
+		return out, fmt.Errorf("%w: %v frame sent to a memnode", wire.ErrUnknownType, h.Type)
 	}
-	*b = out
-	c.out <- b
-	return nil
-}
-
-// writeLoop writes queued replies and flushes whenever the queue runs dry, so
-// that replies to a pipelined burst leave in few segments.
-func (c *conn) writeLoop() {
-	bw := bufio.NewWriterSize(c.nc, 64<<10)
-	var werr error
-	for b := range c.out {
-		if werr == nil {
-			if c.s.cfg.IdleTimeout > 0 {
-				c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
-			}
-			_, werr = bw.Write(*b)
-			c.s.m.bytesOut.Add(float64(len(*b)))
-			if werr == nil && len(c.out) == 0 {
-				werr = bw.Flush()
-			}
-			if werr != nil {
-				// Unblock the reader; keep draining so it never blocks on out.
-				c.nc.Close()
-			}
-		}
-		if cap(*b) <= 8<<20 {
-			bufPool.Put(b)
-		}
-	}
+	return out, nil
 }

@@ -34,12 +34,13 @@
 //
 // # Connections
 //
-// Each connection has a reader goroutine that decodes requests and handles
-// them inline, and a writer goroutine that writes replies through a
-// bufio.Writer and flushes only when its queue runs dry, so a pipelined burst
-// of requests is answered in few TCP segments (the "smart batching" of
-// replies). The queue between them is bounded, which pushes back on clients
-// that send faster than they read. A malformed frame is answered with an
+// Each connection is served by one goroutine in the style of pipelining
+// servers such as Redis: it reads a request, handles it inline and appends
+// the reply to an output buffer, which it writes when no further complete
+// request is already buffered (or when it has grown large). A pipelined
+// burst of requests is answered with one write system call; a lone request
+// is answered at once. A client that sends faster than it reads is pushed
+// back through TCP flow control. A malformed frame is answered with an
 // Error frame and closes only that connection; an idle connection is closed
 // after Config.IdleTimeout.
 //

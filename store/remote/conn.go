@@ -22,8 +22,14 @@ type conn struct {
 	nc      net.Conn
 	welcome wire.Welcome
 
-	wmu  sync.Mutex
-	wbuf []byte
+	// Writes are combined: a sender that finds another sender writing
+	// appends its frame to queue and leaves; the writer writes the queue
+	// too before it stops. An uncontended send is one write system call
+	// on the caller's goroutine; contended sends share write calls.
+	wmu     sync.Mutex
+	queue   []byte
+	spare   []byte
+	writing bool
 
 	mu      sync.Mutex
 	pending map[uint64]*req
@@ -108,19 +114,36 @@ func (c *conn) send(r *req) error {
 	c.mu.Unlock()
 
 	c.wmu.Lock()
-	buf := r.encode(c.wbuf[:0])
-	if t := c.n.s.cfg.IOTimeout; t > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(t))
+	c.queue = r.encode(c.queue)
+	if c.writing {
+		c.wmu.Unlock()
+		return nil
 	}
-	_, err := c.nc.Write(buf)
-	if cap(buf) <= 1<<20 {
-		c.wbuf = buf[:0]
+	c.writing = true
+	for len(c.queue) > 0 {
+		buf := c.queue
+		c.queue = c.spare[:0]
+		c.wmu.Unlock()
+		if t := c.n.s.cfg.IOTimeout; t > 0 {
+			c.nc.SetWriteDeadline(time.Now().Add(t))
+		}
+		_, err := c.nc.Write(buf)
+		c.wmu.Lock()
+		if cap(buf) <= 1<<20 {
+			c.spare = buf[:0]
+		}
+		if err != nil {
+			// A partial write breaks framing: the whole connection goes,
+			// failing every pending request, queued ones included.
+			c.queue = c.queue[:0]
+			c.writing = false
+			c.wmu.Unlock()
+			c.fail(fmt.Errorf("remote: writing to memnode %s: %w: %w", c.n.addr, store.ErrUnavailable, err))
+			return nil
+		}
 	}
+	c.writing = false
 	c.wmu.Unlock()
-	if err != nil {
-		// A partial write breaks framing: the whole connection goes.
-		c.fail(fmt.Errorf("remote: writing to memnode %s: %w: %w", c.n.addr, store.ErrUnavailable, err))
-	}
 	return nil
 }
 
