@@ -66,7 +66,7 @@ type Journals struct {
 	failed atomic.Bool
 	closed atomic.Bool
 
-	txs, groups atomic.Uint64
+	txs, groups, rounds atomic.Uint64
 }
 
 type retired struct {
@@ -197,11 +197,12 @@ func (j *Journals) Allocator() *pmem.Allocator { return j.alloc }
 // Stats counts committed transactions and persist groups.
 type Stats struct {
 	Txs    uint64 // committed transactions
-	Groups uint64 // persist rounds (each ends with one fence)
+	Groups uint64 // commit groups persisted (one fence each)
+	Rounds uint64 // all persist rounds: groups plus watermark-only syncs
 }
 
 // Stats returns transaction and group counts since Open.
-func (j *Journals) Stats() Stats { return Stats{Txs: j.txs.Load(), Groups: j.groups.Load()} }
+func (j *Journals) Stats() Stats { return Stats{Txs: j.txs.Load(), Groups: j.groups.Load(), Rounds: j.rounds.Load()} }
 
 // Begin starts a transaction in the given mode on a free journal, waiting up
 // to Options.BeginTimeout for one.
@@ -315,7 +316,10 @@ func (j *Journals) persist(g []*Tx) error {
 		le.PutUint64(j.p.Mem()[pmem.WatermarkOff:], newW)
 		j.p.Flush(pmem.WatermarkOff, 8)
 	}
-	j.groups.Add(1)
+	j.rounds.Add(1)
+	if len(g) > 0 {
+		j.groups.Add(1)
+	}
 	if err := j.p.Fence(); err != nil {
 		j.failed.Store(true)
 		return fmt.Errorf("%w: %v", ErrFailed, err)
@@ -365,6 +369,43 @@ func (j *Journals) Sync() error {
 		}
 	}
 	return nil
+}
+
+// syncThrough returns once no redo transaction with an id <= target can be
+// replayed by recovery any more: all of them are applied and durable
+// (wMem >= target) and none of their journals waits for the watermark. It
+// runs persist rounds while there is work for them and otherwise waits for
+// concurrent committers to finish applying.
+func (j *Journals) syncThrough(target uint64) error {
+	for spins := 0; ; spins++ {
+		if j.failed.Load() {
+			return ErrFailed
+		}
+		j.mu.Lock()
+		done := j.wMem >= target
+		waiting := false
+		for _, r := range j.retiring {
+			if r.id <= target {
+				done, waiting = false, true
+			}
+		}
+		work := waiting || len(j.homes) > 0
+		j.mu.Unlock()
+		if done {
+			return nil
+		}
+		if work {
+			j.flushMu.Lock()
+			err := j.persist(nil)
+			j.flushMu.Unlock()
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		// A committer holds an id <= target but has not applied yet.
+		time.Sleep(time.Duration(min(spins+1, 50)) * time.Microsecond)
+	}
 }
 
 // idle reports whether there is nothing for Sync to do: no applied homes
