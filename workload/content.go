@@ -47,10 +47,13 @@ func (p pattern) fill(b []byte, off int64) {
 	for ; i < len(b) && (off+int64(i))&7 != 0; i++ {
 		b[i] = p.byteAt(off + int64(i))
 	}
-	w := uint64(off+int64(i)) >> 3
+	x, step := p.word(uint64(off+int64(i))>>3), uint64(wordStep)
+	if p.zero {
+		step = 0
+	}
 	for ; i+8 <= len(b); i += 8 {
-		binary.LittleEndian.PutUint64(b[i:], p.word(w))
-		w++
+		binary.LittleEndian.PutUint64(b[i:], x)
+		x += step
 	}
 	for ; i < len(b); i++ {
 		b[i] = p.byteAt(off + int64(i))
@@ -70,9 +73,14 @@ func (p pattern) check(b []byte, off int64) (bad, first int) {
 			}
 		}
 	}
-	w := uint64(off+int64(i)) >> 3
+	want, step := p.word(uint64(off+int64(i))>>3), uint64(wordStep)
+	if p.zero {
+		step = 0
+	}
 	for ; i+8 <= len(b); i += 8 {
-		if x := binary.LittleEndian.Uint64(b[i:]) ^ p.word(w); x != 0 {
+		x := binary.LittleEndian.Uint64(b[i:]) ^ want
+		want += step
+		if x != 0 {
 			for j := 0; j < 8; j++ {
 				if byte(x>>(8*j)) != 0 {
 					bad++
@@ -82,7 +90,6 @@ func (p pattern) check(b []byte, off int64) (bad, first int) {
 				}
 			}
 		}
-		w++
 	}
 	for ; i < len(b); i++ {
 		if b[i] != p.byteAt(off+int64(i)) {

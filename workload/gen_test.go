@@ -302,3 +302,39 @@ func TestRunDurationAndProgress(t *testing.T) {
 		t.Fatalf("cancelled: %v", err)
 	}
 }
+
+func TestPatternFillCheck(t *testing.T) {
+	r := splitmix{testSeed(t)}
+	buf := make([]byte, 300)
+	for i := 0; i < 2000; i++ {
+		off := int64(r.below(1 << 40))
+		b := buf[:r.below(uint64(len(buf)))+1]
+		p := newPattern(r.next(), r.next(), uint32(r.below(3)))
+		p.fill(b, off)
+		for j := range b {
+			if b[j] != p.byteAt(off+int64(j)) {
+				t.Fatalf("fill disagrees with byteAt at %d", j)
+			}
+		}
+		if bad, _ := p.check(b, off); bad != 0 {
+			t.Fatalf("fresh fill has %d bad bytes", bad)
+		}
+		j := int(r.below(uint64(len(b))))
+		b[j] ^= byte(1 + r.below(255))
+		if bad, first := p.check(b, off); bad != 1 || first != j {
+			t.Fatalf("one flip at %d: %d bad, first %d", j, bad, first)
+		}
+		// Another version or another place does not verify.
+		if !p.zero && len(b) >= 8 {
+			p.fill(b, off)
+			if bad, _ := p.check(b, off+8); bad == 0 {
+				t.Fatal("a shifted copy verifies")
+			}
+			q := newPattern(0, 0, 1)
+			q.base = p.base + 1
+			if bad, _ := q.check(b, off); bad == 0 {
+				t.Fatal("another version verifies")
+			}
+		}
+	}
+}
