@@ -32,6 +32,8 @@ type conn struct {
 	ns   *namespace
 	stop chan struct{} // closed by stopReading
 	once sync.Once
+	// armed is when the read deadline was last pushed forward.
+	armed time.Time
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -64,6 +66,9 @@ func (c *conn) serve() {
 		c.logEnd(err)
 		return
 	}
+	// Lift the handshake's deadline (loop arms the idle timeout, if any,
+	// and checks for a shutdown that raced this before it reads).
+	c.nc.SetReadDeadline(time.Time{})
 	c.logEnd(c.loop(br))
 }
 
@@ -77,10 +82,17 @@ func (c *conn) logEnd(err error) {
 	}
 }
 
-// setReadDeadline arms the idle timeout for the next frame.
+// setReadDeadline arms the idle timeout for the next frame. Pushing the
+// deadline forward costs a timer update, so a busy connection does it only
+// when an eighth of the timeout has passed: a connection is then closed
+// after between 7/8 and all of the timeout without a frame.
 func (c *conn) setReadDeadline() {
-	if c.s.cfg.IdleTimeout > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	if t := c.s.cfg.IdleTimeout; t > 0 {
+		now := time.Now()
+		if now.Sub(c.armed) >= t/8 {
+			c.armed = now
+			c.nc.SetReadDeadline(now.Add(t))
+		}
 	}
 }
 
@@ -104,11 +116,7 @@ func (c *conn) refuse(id uint64, err error, msg string) error {
 
 func (c *conn) handshake(br *bufio.Reader) error {
 	var hdr [wire.HeaderSize]byte
-	c.setReadDeadline()
-	if c.s.cfg.IdleTimeout == 0 {
-		// A peer that never says hello must not hold a connection forever.
-		c.nc.SetReadDeadline(time.Now().Add(time.Minute))
-	}
+	c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.HandshakeTimeout))
 	if c.stopping() {
 		return nil
 	}

@@ -614,3 +614,27 @@ func TestMetrics(t *testing.T) {
 		t.Error("go collector missing")
 	}
 }
+
+// TestHandshakeDeadlineLifted checks that without an idle timeout the
+// handshake's own deadline does not outlive the handshake.
+func TestHandshakeDeadlineLifted(t *testing.T) {
+	_, addr := start(t, Config{HandshakeTimeout: 20 * time.Millisecond})
+	c := mustAttach(t, addr, "a")
+	time.Sleep(60 * time.Millisecond)
+	if st := c.stat(); st.Capacity == 0 {
+		t.Fatal("stat failed")
+	}
+}
+
+func TestHandshakeTimeout(t *testing.T) {
+	_, addr := start(t, Config{HandshakeTimeout: 20 * time.Millisecond})
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// Say nothing: the memnode hangs up.
+	if _, err := nc.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("silent peer not dropped: %v", err)
+	}
+}

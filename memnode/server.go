@@ -36,6 +36,9 @@ type Config struct {
 	// IdleTimeout closes a connection that sends nothing for this long, and
 	// bounds how long a reply may wait for a client to read it. 0: none.
 	IdleTimeout time.Duration
+	// HandshakeTimeout bounds the wait for a new connection's Hello
+	// (default: IdleTimeout, or one minute without one).
+	HandshakeTimeout time.Duration
 	// MaxBody is the largest frame body accepted and the largest reply built
 	// (default DefaultMaxBody, at most wire.MaxBodyLimit). Clients learn it
 	// from the handshake and split their batches to fit.
@@ -99,8 +102,14 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.Token) > wire.MaxToken {
 		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrConfig, wire.MaxToken)
 	}
-	if cfg.IdleTimeout < 0 {
-		return nil, fmt.Errorf("%w: negative idle timeout", ErrConfig)
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = cfg.IdleTimeout
+		if cfg.HandshakeTimeout == 0 {
+			cfg.HandshakeTimeout = time.Minute
+		}
+	}
+	if cfg.IdleTimeout < 0 || cfg.HandshakeTimeout < 0 {
+		return nil, fmt.Errorf("%w: negative timeout", ErrConfig)
 	}
 	s := &Server{
 		cfg:        cfg,
@@ -195,20 +204,40 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		backoff = 0
-		c := s.newConn(nc)
-		s.mu.Lock()
-		if s.closing.Load() {
-			s.mu.Unlock()
-			nc.Close()
-			return ErrServerClosed
+		c, err := s.track(nc)
+		if err != nil {
+			return err
 		}
-		s.conns[c] = struct{}{}
-		s.connWG.Add(1)
-		s.mu.Unlock()
-		s.m.conns.Inc()
-		s.m.connsTotal.Inc()
 		go c.serve()
 	}
+}
+
+// track registers a new connection, or closes it if the server is closing.
+func (s *Server) track(nc net.Conn) (*conn, error) {
+	c := s.newConn(nc)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		nc.Close()
+		return nil, ErrServerClosed
+	}
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	s.m.conns.Inc()
+	s.m.connsTotal.Inc()
+	return c, nil
+}
+
+// ServeConn serves one connection accepted elsewhere (any net.Conn: a Unix
+// socket, a TLS connection, one end of net.Pipe) until it ends, and closes
+// it. It returns ErrServerClosed if the server is shutting down.
+func (s *Server) ServeConn(nc net.Conn) error {
+	c, err := s.track(nc)
+	if err != nil {
+		return err
+	}
+	c.serve()
+	return nil
 }
 
 // Shutdown stops accepting, lets every connection finish the requests it has

@@ -206,3 +206,11 @@ func TestReadFrameReusesBuffer(t *testing.T) {
 		t.Fatalf("ReadFrame allocated %.0f times", allocs)
 	}
 }
+
+// TestChecksumCheckValue pins the checksum to CRC-32C (Castagnoli) by its
+// standard check value, which docs/PROTOCOL.md quotes for other clients.
+func TestChecksumCheckValue(t *testing.T) {
+	if got := Checksum([]byte("123456789")); got != 0xE3069283 {
+		t.Fatalf("Checksum(123456789) = %#x, want 0xe3069283", got)
+	}
+}
