@@ -328,6 +328,13 @@ func TestReconnectAndEpoch(t *testing.T) {
 // request and holds it until released; then it answers that request (a late
 // answer) and every later read, with pages full of 0xEE.
 func silentNode(t *testing.T) (addr string, release func()) {
+	addr, release, _ = silentNodeKill(t)
+	return addr, release
+}
+
+// silentNodeKill is silentNode with a kill function that drops the
+// connection abruptly.
+func silentNodeKill(t *testing.T) (addr string, release, kill func()) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -335,13 +342,16 @@ func silentNode(t *testing.T) (addr string, release func()) {
 	rel := make(chan struct{})
 	var once sync.Once
 	var wg sync.WaitGroup
+	accepted := make(chan net.Conn, 1)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		nc, err := l.Accept()
 		if err != nil {
+			close(accepted)
 			return
 		}
+		accepted <- nc
 		defer nc.Close()
 		var hdr [wire.HeaderSize]byte
 		if _, _, err := wire.ReadFrame(nc, &hdr, nil, 0); err != nil {
@@ -368,7 +378,30 @@ func silentNode(t *testing.T) (addr string, release func()) {
 		}
 	}()
 	t.Cleanup(func() { once.Do(func() { close(rel) }); l.Close(); wg.Wait() })
-	return l.Addr().String(), func() { once.Do(func() { close(rel) }) }
+	kill = func() {
+		if nc, ok := <-accepted; ok {
+			nc.Close()
+		}
+	}
+	return l.Addr().String(), func() { once.Do(func() { close(rel) }) }, kill
+}
+
+// TestConnLossFailsInFlight drops the connection under a pending call: the
+// call fails with ErrUnavailable (and does not hang).
+func TestConnLossFailsInFlight(t *testing.T) {
+	addr, _, kill := silentNodeKill(t)
+	s, err := New(context.Background(), Config{Nodes: []string{addr}, Namespace: "k", ConnsPerNode: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := &store.Call{Op: store.OpRead, Pages: blank(seq(0, 2)), Done: make(chan *store.Call, 1)}
+	s.Submit(context.Background(), c)
+	kill()
+	<-c.Done
+	if !errors.Is(c.Err, store.ErrUnavailable) || !errors.Is(c.Pages[1].Err, store.ErrUnavailable) {
+		t.Fatalf("call on a lost connection: %v / %v", c.Err, c.Pages[1].Err)
+	}
 }
 
 func TestDeadlineDiscardsLateAnswer(t *testing.T) {
