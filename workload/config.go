@@ -117,6 +117,9 @@ type Workload interface {
 	ResetStats()
 	// Close releases files the workload opened (a trace).
 	Close() error
+	// ShadowBytes returns the memory held by the shadow model, for the
+	// report of the client's memory use.
+	ShadowBytes() int64
 }
 
 // Partitioner is an optional interface of a set-up Workload that can be
@@ -130,6 +133,7 @@ type Partitioner interface {
 // Mix is a read/write mix: the fraction of operations that read.
 type Mix struct{ Read float64 }
 
+// String formats the mix as R:W percentages.
 func (m Mix) String() string {
 	r := int(math.Round(m.Read * 100))
 	return fmt.Sprintf("%d:%d", r, 100-r)

@@ -134,11 +134,35 @@ type Mismatch struct {
 	BadOffset int64
 	Got, Want byte
 	BadBytes  int
+	// Zero is true when the bytes checked were all zero where data was
+	// expected: the signature of a page lost and recreated empty.
+	Zero bool
 }
 
+// isZero reports whether b is all zero bytes.
+func isZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// String describes the mismatch on one line.
 func (m Mismatch) String() string {
-	return fmt.Sprintf("%s read [%d,+%d): %d bad bytes, first at %d: got %#02x want %#02x",
-		m.What, m.Offset, m.Length, m.BadBytes, m.BadOffset, m.Got, m.Want)
+	z := ""
+	if m.Zero {
+		z = " (all zero)"
+	}
+	return fmt.Sprintf("%s read [%d,+%d): %d bad bytes, first at %d: got %#02x want %#02x%s",
+		m.What, m.Offset, m.Length, m.BadBytes, m.BadOffset, m.Got, m.Want, z)
 }
 
 // Stats are the counters of a workload's measured phase.
@@ -153,6 +177,9 @@ type Stats struct {
 	// Mismatches counts read accesses with at least one wrong byte (or a kv
 	// key that could not be found); MismatchBytes counts the wrong bytes.
 	Mismatches, MismatchBytes uint64
+	// Lost counts the mismatches that read all zeros where data was
+	// expected (Mismatch.Zero): lost pages, as opposed to damaged ones.
+	Lost uint64
 	first                     [MaxFirstMismatches]Mismatch
 	nfirst                    int
 }
@@ -171,6 +198,7 @@ func (s *Stats) add(o *Stats) {
 	s.BytesWritten += o.BytesWritten
 	s.Mismatches += o.Mismatches
 	s.MismatchBytes += o.MismatchBytes
+	s.Lost += o.Lost
 	for i := 0; i < o.nfirst && s.nfirst < MaxFirstMismatches; i++ {
 		s.first[s.nfirst] = o.first[i]
 		s.nfirst++
@@ -180,6 +208,9 @@ func (s *Stats) add(o *Stats) {
 func (s *Stats) mismatch(m Mismatch) {
 	s.Mismatches++
 	s.MismatchBytes += uint64(m.BadBytes)
+	if m.Zero {
+		s.Lost++
+	}
 	if s.nfirst < MaxFirstMismatches {
 		s.first[s.nfirst] = m
 		s.nfirst++
@@ -195,7 +226,7 @@ func (s *Stats) verify(what string, p pattern, b []byte, off, aoff int64, alen i
 	}
 	o := off + int64(first)
 	s.mismatch(Mismatch{What: what, Offset: aoff, Length: alen, BadOffset: o,
-		Got: b[first], Want: p.byteAt(o), BadBytes: bad})
+		Got: b[first], Want: p.byteAt(o), BadBytes: bad, Zero: isZero(b)})
 	return false
 }
 

@@ -219,7 +219,7 @@ func (w *kv) Step(mem Memory) error {
 		case id == 0:
 			// An empty slot ends the probe: the key is missing.
 			bad, first := zeroPattern.check(w.buf, off)
-			m := Mismatch{What: "kv key missing", Offset: off, Length: len(w.buf), BadOffset: off, BadBytes: bad}
+			m := Mismatch{What: "kv key missing", Offset: off, Length: len(w.buf), BadOffset: off, BadBytes: bad, Zero: bad == 0}
 			if first >= 0 {
 				m.BadOffset, m.Got = off+int64(first), w.buf[first]
 			}

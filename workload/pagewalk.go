@@ -169,7 +169,7 @@ func (w *pagewalk) Step(mem Memory) error {
 		if got := binary.LittleEndian.Uint64(w.ent[:]); got != want {
 			var wb [EntrySize]byte
 			binary.LittleEndian.PutUint64(wb[:], want)
-			m := Mismatch{What: "table entry", Offset: eoff, Length: EntrySize}
+			m := Mismatch{What: "table entry", Offset: eoff, Length: EntrySize, Zero: isZero(w.ent[:])}
 			for j := range wb {
 				if wb[j] != w.ent[j] {
 					if m.BadBytes == 0 {

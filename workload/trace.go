@@ -31,6 +31,7 @@ type Access struct {
 	Length int64
 }
 
+// String formats the access as a line of the text form.
 func (a Access) String() string {
 	op := "R"
 	if a.Write {
@@ -55,6 +56,7 @@ const (
 	Binary
 )
 
+// String returns "text" or "binary".
 func (f Format) String() string {
 	switch f {
 	case Text:

@@ -218,6 +218,7 @@ func (w *traceWork) replayRead(mem Memory, a Access) error {
 			p += seg
 		}
 		if m.BadBytes > 0 {
+			m.Zero = isZero(b)
 			w.st.mismatch(m)
 		}
 		off += int64(len(b))

@@ -181,3 +181,43 @@ func TestMemoryErrors(t *testing.T) {
 		})
 	}
 }
+
+// zeroingMemory returns zeros for some reads, as a memory that lost pages.
+type zeroingMemory struct {
+	Memory
+	every, n int
+}
+
+func (z *zeroingMemory) ReadAt(p []byte, off int64) (int, error) {
+	n, err := z.Memory.ReadAt(p, off)
+	if z.n++; z.n%z.every == 0 {
+		clear(p)
+	}
+	return n, err
+}
+
+// TestLostPagesCounted: reads that come back all zero where data was
+// written count as lost, and nothing else does.
+func TestLostPagesCounted(t *testing.T) {
+	seed := testSeed(t)
+	for _, c := range smallConfigs(seed) {
+		if c.ReadMix().Read == 0 {
+			continue
+		}
+		t.Run(cname(c), func(t *testing.T) {
+			slice := make(SliceMemory, c.Size)
+			w := setup(t, c, slice)
+			res, err := Run(context.Background(), w, &zeroingMemory{Memory: slice, every: 5}, RunOptions{MaxOps: 3000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Lost == 0 || res.Lost > res.Mismatches {
+				t.Fatalf("lost %d of %d mismatches", res.Lost, res.Mismatches)
+			}
+			res, _ = Run(context.Background(), w, &corruptMemory{Memory: slice, every: 5}, RunOptions{MaxOps: 3000})
+			if res.Mismatches == 0 || res.Lost != 0 {
+				t.Fatalf("flips counted as lost: %d of %d", res.Lost, res.Mismatches)
+			}
+		})
+	}
+}

@@ -157,6 +157,7 @@ func (s Summary) Micros() Micros {
 		P999: us(s.P999), Max: us(s.Max)}
 }
 
+// String formats the summary on one line.
 func (s Summary) String() string {
 	return fmt.Sprintf("n=%d p50=%d p90=%d p99=%d p999=%d max=%d", s.Count, s.P50, s.P90, s.P99, s.P999, s.Max)
 }
