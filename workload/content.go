@@ -179,9 +179,9 @@ type Stats struct {
 	Mismatches, MismatchBytes uint64
 	// Lost counts the mismatches that read all zeros where data was
 	// expected (Mismatch.Zero): lost pages, as opposed to damaged ones.
-	Lost uint64
-	first                     [MaxFirstMismatches]Mismatch
-	nfirst                    int
+	Lost   uint64
+	first  [MaxFirstMismatches]Mismatch
+	nfirst int
 }
 
 // FirstMismatches returns the first (up to MaxFirstMismatches) mismatches.
