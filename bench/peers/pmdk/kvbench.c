@@ -1,0 +1,175 @@
+/*
+ * kvbench: the KV-update workload of `farmem pmem bench`, written against
+ * Debian's libpmemobj (PMDK) as the comparison peer.
+ *
+ * Each of N committer threads owns KEYS value slots of (8 + VALUE) bytes,
+ * rounded up to 64, in the root object, and in a loop rewrites a random one
+ * of its slots (an 8-byte version and the value) in one PMDK transaction:
+ *
+ *     TX_BEGIN(pop) { pmemobj_tx_add_range_direct(slot, 8 + V); memcpy(...); } TX_END
+ *
+ * which is PMDK's undo-logged transaction: the snapshot is flushed and
+ * fenced before the store, and the commit flushes the range and fences
+ * again. Run it with PMEM_IS_PMEM_FORCE=1 on a tmpfs file so that PMDK
+ * flushes with CLWB+SFENCE instead of msync, as farmem's force-pmem mode does.
+ *
+ * Output: one line of key=value pairs, e.g.
+ *     pmdk committers=4 value_bytes=256 txs=123 tx_per_sec=456.7 p50_us=1.2 p99_us=3.4
+ *
+ * Usage: kvbench POOL COMMITTERS VALUE_BYTES DURATION_MS [KEYS]
+ */
+#include <libpmemobj.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static PMEMobjpool *pop;
+static char *table;
+static size_t slot_bytes, value_bytes, keys;
+static uint64_t deadline_ns;
+
+struct worker {
+	pthread_t th;
+	int id;
+	uint64_t txs;
+	uint64_t *lat; /* nanoseconds */
+	size_t nlat, cap;
+	int err;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* xorshift64*: a cheap per-thread generator */
+static uint64_t next_rand(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ull;
+}
+
+/* update rewrites one slot in one undo-logged PMDK transaction. */
+static int update(char *slot, const char *buf, size_t n)
+{
+	volatile int failed = 0;
+	TX_BEGIN(pop) {
+		pmemobj_tx_add_range_direct(slot, n);
+		memcpy(slot, buf, n);
+	} TX_ONABORT {
+		failed = 1;
+	} TX_END
+	return failed;
+}
+
+static void *run(void *arg)
+{
+	struct worker *w = arg;
+	uint64_t rng = 0x9e3779b97f4a7c15ull * (uint64_t)(w->id + 1);
+	size_t n = 8 + value_bytes;
+	char *buf = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (char)next_rand(&rng);
+	for (uint64_t it = 1;; it++) {
+		if (it % 64 == 0 && now_ns() > deadline_ns)
+			break;
+		size_t key = (size_t)w->id * keys + next_rand(&rng) % keys;
+		char *slot = table + key * slot_bytes;
+		buf[0] = (char)it;
+		buf[1] = (char)(it >> 8);
+		buf[2] = (char)(it >> 16);
+		uint64_t t0 = now_ns();
+		if (update(slot, buf, n) != 0) {
+			w->err = 1;
+			break;
+		}
+		uint64_t dt = now_ns() - t0;
+		if (w->nlat == w->cap) {
+			w->cap = w->cap ? w->cap * 2 : 1 << 16;
+			w->lat = realloc(w->lat, w->cap * sizeof(uint64_t));
+		}
+		w->lat[w->nlat++] = dt;
+		w->txs++;
+	}
+	free(buf);
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 5) {
+		fprintf(stderr, "usage: %s POOL COMMITTERS VALUE_BYTES DURATION_MS [KEYS]\n", argv[0]);
+		return 2;
+	}
+	const char *path = argv[1];
+	int committers = atoi(argv[2]);
+	value_bytes = (size_t)atol(argv[3]);
+	long duration_ms = atol(argv[4]);
+	keys = argc > 5 ? (size_t)atol(argv[5]) : 1024;
+	if (committers < 1 || committers > 256 || value_bytes < 1 || value_bytes > (1 << 20) || duration_ms < 1 || keys < 1) {
+		fprintf(stderr, "kvbench: bad arguments\n");
+		return 2;
+	}
+	slot_bytes = (8 + value_bytes + 63) & ~(size_t)63;
+	size_t table_bytes = slot_bytes * keys * (size_t)committers;
+	size_t pool_bytes = table_bytes + table_bytes / 4 + (64u << 20);
+	unlink(path);
+	pop = pmemobj_create(path, "farmem-pmdk-kv", pool_bytes, 0644);
+	if (pop == NULL) {
+		fprintf(stderr, "kvbench: pmemobj_create %s: %s\n", path, pmemobj_errormsg());
+		return 1;
+	}
+	PMEMoid root = pmemobj_root(pop, table_bytes);
+	if (OID_IS_NULL(root)) {
+		fprintf(stderr, "kvbench: pmemobj_root: %s\n", pmemobj_errormsg());
+		return 1;
+	}
+	table = pmemobj_direct(root);
+
+	struct worker *ws = calloc((size_t)committers, sizeof *ws);
+	uint64_t start = now_ns();
+	deadline_ns = start + (uint64_t)duration_ms * 1000000ull;
+	for (int i = 0; i < committers; i++) {
+		ws[i].id = i;
+		pthread_create(&ws[i].th, NULL, run, &ws[i]);
+	}
+	uint64_t txs = 0, nl = 0;
+	for (int i = 0; i < committers; i++) {
+		pthread_join(ws[i].th, NULL);
+		if (ws[i].err) {
+			fprintf(stderr, "kvbench: a transaction aborted\n");
+			return 1;
+		}
+		txs += ws[i].txs;
+		nl += ws[i].nlat;
+	}
+	double secs = (double)(now_ns() - start) / 1e9;
+	uint64_t *all = malloc((nl ? nl : 1) * sizeof(uint64_t));
+	size_t k = 0;
+	for (int i = 0; i < committers; i++) {
+		memcpy(all + k, ws[i].lat, ws[i].nlat * sizeof(uint64_t));
+		k += ws[i].nlat;
+	}
+	qsort(all, nl, sizeof(uint64_t), cmp_u64);
+	double p50 = nl ? all[(size_t)(0.50 * (double)(nl - 1))] / 1e3 : 0;
+	double p99 = nl ? all[(size_t)(0.99 * (double)(nl - 1))] / 1e3 : 0;
+	printf("pmdk committers=%d value_bytes=%zu txs=%llu tx_per_sec=%.0f p50_us=%.2f p99_us=%.2f\n",
+	       committers, value_bytes, (unsigned long long)txs, (double)txs / secs, p50, p99);
+	pmemobj_close(pop);
+	unlink(path);
+	return 0;
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Builds the PMDK peer (installing libpmemobj-dev when it is missing) and
+# farmem, then runs the same KV-update workload on both, side by side, on
+# tmpfs-backed pool files: PMDK with PMEM_IS_PMEM_FORCE=1, farmem with
+# `pmem bench --mode force-pmem` (CLWB+SFENCE). Each configuration runs
+# REPS times, alternating the two systems, and the median is reported, so
+# that a noisy neighbour hurts both alike.
+#
+# Environment: COMMITTERS (default 1,2,4,8), VALUE_BYTES (256), DURATION_MS
+# (1000), REPS (3), KEYS (1024), MAX_WAIT (farmem group wait, 20us),
+# SHM (/dev/shm), OUT (build directory, default a temp dir).
+# The last line is `farmem/pmdk tx throughput ratio: X` for 4 committers,
+# farmem with commit coalescing on.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../../.." && pwd)
+COMMITTERS=${COMMITTERS:-1,2,4,8}
+VALUE_BYTES=${VALUE_BYTES:-256}
+DURATION_MS=${DURATION_MS:-1000}
+REPS=${REPS:-3}
+KEYS=${KEYS:-1024}
+MAX_WAIT=${MAX_WAIT:-20us}
+SHM=${SHM:-/dev/shm}
+OUT=${OUT:-$(mktemp -d)}
+
+if [ ! -f /usr/include/libpmemobj.h ]; then
+	echo "installing libpmemobj-dev" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y libpmemobj-dev >&2 || { apt-get update >&2 && apt-get install -y libpmemobj-dev >&2; }
+fi
+cc -O2 -Wall -o "$OUT/kvbench" "$here/kvbench.c" -lpmemobj -lpthread
+# Build the whole command; if another package of the tree is mid-flight and
+# does not compile, build the binary from the files the pmem command needs.
+(cd "$root" && go build -o "$OUT/farmem" ./cmd/farmem 2>/dev/null) ||
+	(cd "$root" && go build -o "$OUT/farmem" cmd/farmem/main.go cmd/farmem/pmem.go)
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
+jfield() { sed -n "s/.*\"$1\": \([0-9.e+]*\).*/\1/p" | head -1; }
+
+pool_pmdk="$SHM/farmem-pmdk-peer-$$"
+pool_farmem="$SHM/farmem-pmem-peer-$$"
+trap 'rm -f "$pool_pmdk" "$pool_farmem"' EXIT
+
+printf '%-10s %-6s %14s %14s %14s %12s %12s\n' committers value pmdk_tx_s farmem_off_tx_s farmem_on_tx_s on_fences/tx pmdk_p50_us
+ratio4=""
+for c in ${COMMITTERS//,/ }; do
+	p=() ; off=() ; on=() ; fpt=() ; p50=()
+	for ((r = 0; r < REPS; r++)); do
+		line=$(PMEM_IS_PMEM_FORCE=1 "$OUT/kvbench" "$pool_pmdk" "$c" "$VALUE_BYTES" "$DURATION_MS" "$KEYS")
+		p+=("$(echo "$line" | field tx_per_sec)")
+		p50+=("$(echo "$line" | field p50_us)")
+		for co in off on; do
+			j=$("$OUT/farmem" pmem bench --json - --pool "$pool_farmem" --mode force-pmem --committers "$c" \
+				--value-bytes "$VALUE_BYTES" --coalescing "$co" --duration "${DURATION_MS}ms" --keys "$KEYS" --max-wait "$MAX_WAIT" 2>/dev/null)
+			t=$(echo "$j" | jfield tx_per_sec)
+			if [ "$co" = off ]; then off+=("$t"); else on+=("$t"); fpt+=("$(echo "$j" | jfield fences_per_tx)"); fi
+		done
+	done
+	mp=$(printf '%s\n' "${p[@]}" | median)
+	moff=$(printf '%s\n' "${off[@]}" | median)
+	mon=$(printf '%s\n' "${on[@]}" | median)
+	mf=$(printf '%s\n' "${fpt[@]}" | median)
+	m50=$(printf '%s\n' "${p50[@]}" | median)
+	printf '%-10s %-6s %14.0f %14.0f %14.0f %12.3f %12s\n' "$c" "$VALUE_BYTES" "$mp" "$moff" "$mon" "$mf" "$m50"
+	if [ "$c" = 4 ]; then
+		ratio4=$(awk -v a="$mon" -v b="$mp" 'BEGIN { printf "%.2f", a / b }')
+		ratio4off=$(awk -v a="$moff" -v b="$mp" 'BEGIN { printf "%.2f", a / b }')
+	fi
+done
+if [ -z "$ratio4" ]; then
+	echo "no 4-committer run (COMMITTERS=$COMMITTERS)" >&2
+	exit 1
+fi
+echo "4 committers, coalescing off: farmem/pmdk = $ratio4off"
+echo "farmem/pmdk tx throughput ratio: $ratio4"

@@ -1,0 +1,344 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/farmem/farmem/pmem"
+	"github.com/farmem/farmem/pmem/crashtest"
+	"github.com/farmem/farmem/pmem/journal"
+	"github.com/farmem/farmem/pmem/pmembench"
+)
+
+func init() { register(newPmemCmd) }
+
+func newPmemCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pmem",
+		Short: "persistent-memory pools: create, check, recover, crash-test and benchmark (C6, C7)",
+	}
+	cmd.AddCommand(newPmemCreateCmd(), newPmemCheckCmd(), newPmemRecoverCmd(), newPmemCrashtestCmd(), newPmemBenchCmd())
+	return cmd
+}
+
+// parseSize parses a byte count with an optional K, M or G suffix (powers
+// of 1024, optionally followed by "iB" or "B").
+func parseSize(s string) (uint64, error) {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
+	mult := uint64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K':
+			mult, t = 1<<10, t[:n-1]
+		case 'M':
+			mult, t = 1<<20, t[:n-1]
+		case 'G':
+			mult, t = 1<<30, t[:n-1]
+		}
+	}
+	v, err := strconv.ParseUint(t, 10, 64)
+	if err != nil || v == 0 || v > (1<<46)/mult {
+		return 0, fmt.Errorf("invalid size %q (want e.g. 4096, 64M, 1G)", s)
+	}
+	return v * mult, nil
+}
+
+func parseInts(flag, s string, lo, hi int) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < lo || v > hi {
+			return nil, fmt.Errorf("--%s: %q is not a list of integers in [%d, %d]", flag, s, lo, hi)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// jsonOut opens the --json destination: "-" is stdout.
+func writeJSON(dest string, v any) error {
+	var w io.Writer = os.Stdout
+	if dest != "-" {
+		f, err := os.Create(dest)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newPmemCreateCmd() *cobra.Command {
+	var size, layout, mode string
+	var k, s uint32
+	cmd := &cobra.Command{
+		Use:   "create POOL",
+		Short: "create and format a pool file",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := parseSize(size)
+			if err != nil {
+				return fmt.Errorf("--size: %w", err)
+			}
+			m, err := pmem.ParseMode(mode)
+			if err != nil {
+				return err
+			}
+			p, err := pmem.Create(args[0], pmem.CreateOptions{Size: n, Layout: layout, Journals: k, JournalSize: s, Mode: m})
+			if err != nil {
+				return err
+			}
+			h := p.Header()
+			fmt.Printf("created %s: %d bytes, layout %q, %d journals of %d bytes, heap %d bytes at %d, domain %s\n",
+				args[0], h.Size, h.Layout, h.Journals, h.JournalSize, h.HeapUnits*pmem.Unit, h.HeapOff, p.DomainName())
+			return p.Close()
+		},
+	}
+	cmd.Flags().StringVar(&size, "size", "64M", "pool size (bytes, or with K/M/G suffix)")
+	cmd.Flags().StringVar(&layout, "layout", "farmem", "layout id (checked when the pool is opened)")
+	cmd.Flags().Uint32Var(&k, "journals", 64, "number of micro-journals K")
+	cmd.Flags().Uint32Var(&s, "journal-size", 4096, "bytes per journal S (multiple of 64)")
+	cmd.Flags().StringVar(&mode, "mode", "auto", "persistence domain: auto, msync or force-pmem")
+	return cmd
+}
+
+func newPmemCheckCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "check POOL",
+		Short: "verify a pool read-only: header, root slots, journals, allocation map",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mem, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			h, err := pmem.DecodeHeader(mem)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			fmt.Printf("header: ok, version %d, layout %q, %d bytes, %d journals of %d bytes, heap of %d units at %d\n",
+				h.Version, h.Layout, h.Size, h.Journals, h.JournalSize, h.HeapUnits, h.HeapOff)
+			p, err := pmem.OpenMem(mem, pmem.NewSim(nil), "")
+			if err != nil {
+				return err
+			}
+			if r, err := p.Root(); err != nil {
+				fmt.Println("root: none")
+			} else {
+				fmt.Printf("root: %q at %d, %d bytes (slot seq %d)\n", r.Name, r.Off, r.Size, r.Seq)
+			}
+			w, infos, jerr := journal.Inspect(mem, h)
+			counts := map[string]int{}
+			for _, inf := range infos {
+				counts[inf.Status]++
+				if inf.Status != "free" && inf.Status != "unused" && inf.Status != "redo-applied" {
+					fmt.Printf("journal %d: %s, id %d, %d entries%s\n", inf.Index, inf.Status, inf.Header.ID, inf.Entries, errSuffix(inf.Err))
+				}
+			}
+			fmt.Printf("journals: watermark %d; %v\n", w, counts)
+			blocks, units, aerr := pmem.CheckAllocMap(mem[h.MapOff : h.MapOff+h.HeapUnits])
+			if aerr == nil {
+				fmt.Printf("allocator: %d blocks, %d of %d units in use\n", blocks, units, h.HeapUnits)
+			}
+			if err := errors.Join(jerr, aerr); err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			if counts["redo-pending"]+counts["undo-active"]+counts["torn"] > 0 {
+				fmt.Println("status: consistent, needs recovery (run `farmem pmem recover`)")
+			} else {
+				fmt.Println("status: clean")
+			}
+			return nil
+		},
+	}
+}
+
+func errSuffix(err error) string {
+	if err == nil {
+		return ""
+	}
+	return ": " + err.Error()
+}
+
+func newPmemRecoverCmd() *cobra.Command {
+	var mode string
+	cmd := &cobra.Command{
+		Use:   "recover POOL",
+		Short: "open a pool, run journal recovery and report what it did",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := pmem.ParseMode(mode)
+			if err != nil {
+				return err
+			}
+			p, err := pmem.Open(args[0], pmem.OpenOptions{Mode: m})
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			j, rec, err := journal.Open(p, journal.Options{})
+			if err != nil {
+				return err
+			}
+			fmt.Printf("recovered %s: watermark was %d; replayed %d redo, rolled back %d undo, discarded %d torn, ignored %d applied; next commit id %d; %d fences\n",
+				args[0], rec.Watermark, rec.Replayed, rec.RolledBack, rec.Torn, rec.Stale, rec.NextID, p.Stats().Fences)
+			return j.Close()
+		},
+	}
+	cmd.Flags().StringVar(&mode, "mode", "msync", "persistence domain: auto, msync or force-pmem")
+	return cmd
+}
+
+func newPmemCrashtestCmd() *cobra.Command {
+	var jsonDest, workloads string
+	var seed uint64
+	var steps, random, recEvery int
+	cmd := &cobra.Command{
+		Use:   "crashtest",
+		Short: "run the crash-simulation suite: every fence boundary plus random unflushed subsets, recovered and checked",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if steps < 1 || random < 0 || recEvery < 0 {
+				return fmt.Errorf("--steps must be >= 1, --random and --recovery-crash-every >= 0")
+			}
+			if seed == 0 {
+				seed = uint64(time.Now().UnixNano())
+			}
+			cfg := crashtest.Config{Seed: seed, Steps: steps, Random: random, RecoveryCrashEvery: recEvery}
+			if workloads != "" {
+				cfg.Workloads = strings.Split(workloads, ",")
+			}
+			log := os.Stdout
+			if jsonDest == "-" {
+				log = os.Stderr
+			}
+			fmt.Fprintf(log, "seed %d (rerun with --seed %d)\n", seed, seed)
+			cfg.Progress = func(r crashtest.Result) {
+				fmt.Fprintf(log, "%-12s %4d steps %5d fences: %5d fence-boundary + %5d random-subset + %5d crash-in-recovery images, %d violations (%.1fs)\n",
+					r.Workload, r.Steps, r.Fences, r.FenceImages, r.RandomImages, r.RecoveryImages, r.Violations, r.Seconds)
+				for _, e := range r.Examples {
+					fmt.Fprintf(log, "  %s\n", e)
+				}
+			}
+			rep, err := crashtest.Run(cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(log, "total: %d workloads, %d images checked, %d violations\n", len(rep.Workloads), rep.ImagesChecked, rep.Violations)
+			if jsonDest != "" {
+				if err := writeJSON(jsonDest, rep); err != nil {
+					return err
+				}
+			}
+			if rep.Violations > 0 {
+				return fmt.Errorf("pmem crashtest: %d violations (seed %d)", rep.Violations, seed)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&jsonDest, "json", "", "also write the report as JSON to FILE (- for stdout)")
+	cmd.Flags().Uint64Var(&seed, "seed", 0, "random seed (0: from the clock; printed)")
+	cmd.Flags().IntVar(&steps, "steps", 400, "transactions (or groups) per workload")
+	cmd.Flags().IntVar(&random, "random", 2000, "minimum random unflushed-subset images per workload")
+	cmd.Flags().IntVar(&recEvery, "recovery-crash-every", 10, "also crash the recovery of every Nth image at each of its fences (0: never)")
+	cmd.Flags().StringVar(&workloads, "workload", "", "comma-separated workloads (default all: "+strings.Join(crashtest.Workloads(), ",")+")")
+	return cmd
+}
+
+func newPmemBenchCmd() *cobra.Command {
+	var jsonDest, path, mode, txMode, committers, values, coalescing, duration, maxWait string
+	var keys int
+	var k, s uint32
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "KV-update transactions at 1..8 committers, with and without commit coalescing",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := pmembench.Default(path)
+			var err error
+			if c.Mode, err = pmem.ParseMode(mode); err != nil {
+				return err
+			}
+			switch txMode {
+			case "redo":
+				c.TxMode = journal.Redo
+			case "undo":
+				c.TxMode = journal.Undo
+			default:
+				return fmt.Errorf("--tx: %q (want redo or undo)", txMode)
+			}
+			if c.Committers, err = parseInts("committers", committers, 1, 256); err != nil {
+				return err
+			}
+			if c.ValueBytes, err = parseInts("value-bytes", values, 1, 1<<20); err != nil {
+				return err
+			}
+			switch coalescing {
+			case "both":
+				c.Coalescing = []bool{false, true}
+			case "on", "true":
+				c.Coalescing = []bool{true}
+			case "off", "false":
+				c.Coalescing = []bool{false}
+			default:
+				return fmt.Errorf("--coalescing: %q (want both, on or off)", coalescing)
+			}
+			if c.Duration, err = time.ParseDuration(duration); err != nil || c.Duration <= 0 {
+				return fmt.Errorf("--duration: %q is not a positive duration", duration)
+			}
+			if c.MaxWait, err = time.ParseDuration(maxWait); err != nil || c.MaxWait < 0 {
+				return fmt.Errorf("--max-wait: %q is not a duration >= 0", maxWait)
+			}
+			c.KeysPerWorker, c.Journals, c.JournalSize = keys, k, s
+			if _, err := os.Stat(path); err == nil {
+				return fmt.Errorf("--pool %s exists; the benchmark creates (and removes) its own pool", path)
+			}
+			log := os.Stdout
+			if jsonDest == "-" {
+				log = os.Stderr
+			}
+			tw := tabwriter.NewWriter(log, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "committers\tcoalescing\tvalue_bytes\ttx_per_sec\tfences_per_tx\tp50_us\tp99_us\t")
+			c.Progress = func(r pmembench.Row) {
+				fmt.Fprintf(tw, "%d\t%v\t%d\t%.0f\t%.3f\t%.2f\t%.2f\t\n", r.Committers, r.Coalescing, r.ValueBytes, r.TxPerSec, r.FencesPerTx, r.P50us, r.P99us)
+				tw.Flush()
+			}
+			rows, err := pmembench.Run(c)
+			if err != nil {
+				return err
+			}
+			if len(rows) > 0 {
+				fmt.Fprintf(log, "domain %s, %s transactions, %s per row\n", rows[0].Domain, rows[0].TxMode, c.Duration)
+			}
+			if jsonDest != "" {
+				return writeJSON(jsonDest, map[string]any{"pmem": rows})
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&jsonDest, "json", "", "also write {\"pmem\": [rows]} as JSON to FILE (- for stdout)")
+	cmd.Flags().StringVar(&path, "pool", fmt.Sprintf("/dev/shm/farmem-pmem-bench-%d", os.Getpid()), "pool file to create for the run (removed afterwards)")
+	cmd.Flags().StringVar(&mode, "mode", "force-pmem", "persistence domain: force-pmem (CLWB+SFENCE, like PMEM_IS_PMEM_FORCE=1), msync or auto")
+	cmd.Flags().StringVar(&txMode, "tx", "redo", "transaction mode: redo or undo")
+	cmd.Flags().StringVar(&committers, "committers", "1,2,4,8", "comma-separated committer counts")
+	cmd.Flags().StringVar(&values, "value-bytes", "64,256,1024", "comma-separated value sizes in bytes")
+	cmd.Flags().StringVar(&coalescing, "coalescing", "both", "commit coalescing: both, on or off")
+	cmd.Flags().StringVar(&duration, "duration", "1s", "measuring time per row")
+	cmd.Flags().StringVar(&maxWait, "max-wait", "0s", "longest time a group leader waits for more committers")
+	cmd.Flags().IntVar(&keys, "keys", 1024, "value slots per committer")
+	cmd.Flags().Uint32Var(&k, "journals", 64, "journals K in the benchmark pool")
+	cmd.Flags().Uint32Var(&s, "journal-size", 4096, "journal size S in bytes")
+	return cmd
+}
