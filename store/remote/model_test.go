@@ -17,7 +17,7 @@ import (
 var seedFlag = flag.Uint64("seed", 0, "seed of TestRandomizedAgainstModel (0: from the clock)")
 
 // TestRandomizedAgainstModel runs random batches of writes, reads and frees
-// (with repeated ids, several calls in flight, three nodes, small frames so
+// (several calls in flight on disjoint pages, three nodes, small frames so
 // that batches split) and compares every outcome with a map. It prints its
 // seed; rerun a failure with -seed N.
 func TestRandomizedAgainstModel(t *testing.T) {
