@@ -120,6 +120,11 @@ type Workload interface {
 	// ShadowBytes returns the memory held by the shadow model, for the
 	// report of the client's memory use.
 	ShadowBytes() int64
+	// Verify sweeps the whole region (a partition: its part) in large
+	// reads and checks every byte against the shadow — the end-of-test
+	// check that no page was lost or damaged, including pages the run never
+	// read. It returns the sweep's own counters and leaves the run's alone.
+	Verify(ctx context.Context, mem Memory) (Stats, error)
 }
 
 // Partitioner is an optional interface of a set-up Workload that can be

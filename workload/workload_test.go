@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -218,6 +219,41 @@ func TestLostPagesCounted(t *testing.T) {
 			if res.Mismatches == 0 || res.Lost != 0 {
 				t.Fatalf("flips counted as lost: %d of %d", res.Lost, res.Mismatches)
 			}
+		})
+	}
+}
+
+// TestVerifySweep: a clean region verifies clean after a run; damage
+// anywhere, also where the run never read, is found and lost pages are told
+// apart from flipped bytes.
+func TestVerifySweep(t *testing.T) {
+	seed := testSeed(t)
+	cs := append(smallConfigs(seed), Config{Name: Trace, Size: 4 << 20, Seed: seed, Grain: 512,
+		Trace: strings.NewReader("W 100 5000\nR 0 9000\nW 3000000 1\n")})
+	for _, c := range cs {
+		t.Run(cname(c), func(t *testing.T) {
+			mem := make(SliceMemory, c.Size)
+			w := setup(t, c, mem)
+			if _, err := Run(context.Background(), w, mem, RunOptions{MaxOps: 2000}); err != nil {
+				t.Fatal(err)
+			}
+			st, err := w.Verify(context.Background(), mem)
+			if err != nil || st.Mismatches != 0 || st.BytesRead == 0 {
+				t.Fatalf("clean sweep: %v, %d mismatches %v, %d bytes", err, st.Mismatches, st.FirstMismatches(), st.BytesRead)
+			}
+			// Flip one byte in a few places, and zero one page as if lost.
+			for _, o := range []int64{c.Size / 3, c.Size/2 + 77, c.Size - 1000} {
+				mem[o] ^= 0x40
+			}
+			clear(mem[c.Size/4 : c.Size/4+4096])
+			st, err = w.Verify(context.Background(), mem)
+			if err != nil || st.Mismatches < 2 {
+				t.Fatalf("damaged sweep: %v, %d mismatches", err, st.Mismatches)
+			}
+			if c.Name != PageWalk && st.Lost == 0 {
+				t.Fatalf("zeroed page not counted lost: %v", st.FirstMismatches())
+			}
+			t.Logf("%d mismatches (%d lost), first %v", st.Mismatches, st.Lost, st.FirstMismatches()[0])
 		})
 	}
 }
