@@ -40,8 +40,8 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	return &conn{s: s, nc: nc, stop: make(chan struct{})}
 }
 
-// stopReading makes the reader leave its loop at the next frame boundary
-// (graceful shutdown); replies already queued are still written.
+// stopReading makes the connection stop reading at the next frame boundary
+// (graceful shutdown); replies to requests already read are still written.
 func (c *conn) stopReading() {
 	c.once.Do(func() {
 		close(c.stop)
@@ -104,8 +104,8 @@ func (c *conn) readErr(err error) error {
 	return err
 }
 
-// refuse answers a request with an Error frame directly (before the writer
-// runs), counts it, and returns err for the caller to end the connection.
+// refuse answers a handshake with an Error frame, counts it, and returns err
+// for the caller to end the connection.
 func (c *conn) refuse(id uint64, err error, msg string) error {
 	code := wire.CodeOf(err)
 	c.s.m.err(code)
@@ -125,7 +125,10 @@ func (c *conn) handshake(br *bufio.Reader) error {
 		if errors.Is(err, wire.ErrBadVersion) || errors.Is(err, wire.ErrBadFrame) || errors.Is(err, wire.ErrTooLarge) {
 			return c.refuse(h.ID, err, "handshake")
 		}
-		return c.readErr(err)
+		if errors.Is(err, os.ErrDeadlineExceeded) && !c.stopping() {
+			return fmt.Errorf("%w: no hello within %v", ErrIdle, c.s.cfg.HandshakeTimeout)
+		}
+		return err
 	}
 	if h.Type != wire.THello {
 		return c.refuse(h.ID, wire.ErrNotAttached, "first frame must be hello, got "+h.Type.String())
