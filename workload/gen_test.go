@@ -7,6 +7,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPermIsBijection(t *testing.T) {
@@ -336,5 +337,32 @@ func TestPatternFillCheck(t *testing.T) {
 				t.Fatal("another version verifies")
 			}
 		}
+	}
+}
+
+type slowMemory struct {
+	Memory
+	d time.Duration
+}
+
+func (s slowMemory) ReadAt(p []byte, off int64) (int, error) {
+	time.Sleep(s.d)
+	return s.Memory.ReadAt(p, off)
+}
+
+// TestRunStopsOnTimeWithSlowMemory: with ≥ 20 ms per op (five reads of
+// ≥ 4 ms), a 100 ms run makes at most five ops, not 16 (checking only every
+// 16 ops would). Sleeps only get longer on a loaded machine, so the bound
+// holds however slow it is.
+func TestRunStopsOnTimeWithSlowMemory(t *testing.T) {
+	c := Config{Name: PageWalk, Size: 1 << 20}
+	slice := make(SliceMemory, c.Size)
+	w := setup(t, c, slice)
+	res, err := Run(context.Background(), w, slowMemory{slice, 4 * time.Millisecond}, RunOptions{Duration: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops > 6 {
+		t.Fatalf("%d ops in a 100 ms run of ≥ 20 ms ops", res.Ops)
 	}
 }

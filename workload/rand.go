@@ -45,17 +45,19 @@ func (r *splitmix) below(n uint64) uint64 {
 	return hi
 }
 
-// Perm is a keyed pseudo-random permutation of [0, N): a four-round
-// Feistel network over the smallest even power of two ≥ N, with cycle walking
-// to stay inside [0, N) (Black and Rogaway, "Ciphers with Arbitrary Finite
-// Domains", 2002). It needs no table, so it scatters billions of pages with
-// a few words of state, and it can be inverted, which is how a prefetcher or
-// a test tells what lives at a region page.
+// Perm is a keyed pseudo-random permutation of [0, N): a four-round Feistel
+// network over the smallest power of two ≥ N, with cycle walking to stay
+// inside [0, N) (Black and Rogaway, "Ciphers with Arbitrary Finite Domains",
+// 2002). The two halves may differ by one bit (an unbalanced Feistel network
+// whose rounds xor a keyed hash of one half into the other), so the walk
+// takes fewer than two steps on average. It needs no table, so it scatters
+// billions of pages with a few words of state, and it can be inverted, which
+// is how a prefetcher or a test tells what lives at a region page.
 type Perm struct {
-	n    uint64
-	half uint
-	mask uint64
-	keys [4]uint64
+	n            uint64
+	rbits        uint   // bits of the right half; the left half has the rest
+	lmask, rmask uint64
+	keys         [4]uint64
 }
 
 // NewPerm returns the permutation of [0, n) selected by seed. n must be ≥ 1;
@@ -72,14 +74,9 @@ func newPerm(n, seed uint64) Perm {
 	if n == 0 {
 		panic("workload: invariant broken: permutation of an empty domain")
 	}
-	b := uint(bits.Len64(n - 1))
-	if b < 2 {
-		b = 2
-	}
-	if b%2 == 1 {
-		b++
-	}
-	p := Perm{n: n, half: b / 2, mask: 1<<(b/2) - 1}
+	b := max(uint(bits.Len64(n-1)), 2)
+	r := b / 2
+	p := Perm{n: n, rbits: r, rmask: 1<<r - 1, lmask: 1<<(b-r) - 1}
 	for i := range p.keys {
 		p.keys[i] = hash2(seed, 0xfe15_7e1, uint64(i))
 	}
@@ -90,19 +87,21 @@ func newPerm(n, seed uint64) Perm {
 func (p *Perm) N() uint64 { return p.n }
 
 func (p *Perm) enc(x uint64) uint64 {
-	l, r := x>>p.half, x&p.mask
-	for i := 0; i < 4; i++ {
-		l, r = r, l^(mix64(r^p.keys[i])&p.mask)
-	}
-	return l<<p.half | r
+	l, r := x>>p.rbits, x&p.rmask
+	l ^= mix64(r^p.keys[0]) & p.lmask
+	r ^= mix64(l^p.keys[1]) & p.rmask
+	l ^= mix64(r^p.keys[2]) & p.lmask
+	r ^= mix64(l^p.keys[3]) & p.rmask
+	return l<<p.rbits | r
 }
 
 func (p *Perm) dec(x uint64) uint64 {
-	l, r := x>>p.half, x&p.mask
-	for i := 3; i >= 0; i-- {
-		l, r = r^(mix64(l^p.keys[i])&p.mask), l
-	}
-	return l<<p.half | r
+	l, r := x>>p.rbits, x&p.rmask
+	r ^= mix64(l^p.keys[3]) & p.rmask
+	l ^= mix64(r^p.keys[2]) & p.lmask
+	r ^= mix64(l^p.keys[1]) & p.rmask
+	l ^= mix64(r^p.keys[0]) & p.lmask
+	return l<<p.rbits | r
 }
 
 // At returns the image of x, which must be < N.
