@@ -55,7 +55,7 @@ func (r *splitmix) below(n uint64) uint64 {
 // is how a prefetcher or a test tells what lives at a region page.
 type Perm struct {
 	n            uint64
-	rbits        uint   // bits of the right half; the left half has the rest
+	rbits        uint // bits of the right half; the left half has the rest
 	lmask, rmask uint64
 	keys         [4]uint64
 }
