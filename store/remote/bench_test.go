@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/farmem/farmem/memnode"
+	"github.com/farmem/farmem/store"
 )
 
 // BenchmarkNodeThroughput measures page operations per second of one
@@ -47,4 +48,59 @@ func BenchmarkNodeThroughput(b *testing.B) {
 			b.ReportMetric(ops/elapsed.Seconds(), "page-ops/s")
 		})
 	}
+}
+
+// BenchmarkSerialRead compares one synchronous single-page read through the
+// full client (pool, pipelining, reader goroutine) with RawRTT's bare
+// request/response on one connection: the ratio of the two is the client's
+// overhead over the physical round trip.
+func BenchmarkSerialRead(b *testing.B) {
+	srv, err := memnode.New(memnode.Config{Capacity: 1 << 26})
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+	addr := l.Addr().String()
+	b.Run("raw", func(b *testing.B) {
+		rtt, err := RawRTT(context.Background(), addr, "raw", nil, b.N)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var sum time.Duration
+		for _, d := range rtt {
+			sum += d
+		}
+		b.ReportMetric(float64(sum.Nanoseconds())/float64(b.N), "ns/rtt")
+	})
+	b.Run("client", func(b *testing.B) {
+		s, err := New(context.Background(), Config{Nodes: []string{addr}, Namespace: "client", ConnsPerNode: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		ctx := context.Background()
+		pg := []store.Page{{ID: 1, Data: make([]byte, ps)}}
+		pg[0].Sum = store.Checksum(pg[0].Data)
+		if err := store.Do(ctx, s, &store.Call{Op: store.OpWrite, Pages: pg}); err != nil {
+			b.Fatal(err)
+		}
+		c := &store.Call{Op: store.OpRead, Pages: pg, Done: make(chan *store.Call, 1)}
+		b.ReportAllocs()
+		b.ResetTimer()
+		t0 := time.Now()
+		for i := 0; i < b.N; i++ {
+			c.Reset()
+			s.Submit(ctx, c)
+			<-c.Done
+			if c.Err != nil || c.Pages[0].Err != nil {
+				b.Fatal(c.FirstErr())
+			}
+		}
+		b.ReportMetric(float64(time.Since(t0).Nanoseconds())/float64(b.N), "ns/rtt")
+	})
 }
