@@ -11,9 +11,14 @@ const CacheLine = 64
 // the ranges it changed and Fence to wait for them.
 //
 // Contract: lines covered by a Flush become durable no later than the return
-// of the next Fence on the same Domain, whichever goroutine issues it (the
-// group-commit leader fences for its followers; on x86 the mutex/channel
-// hand-off between them is a locked instruction, which orders earlier CLWBs).
+// of a Fence on the same Domain that happens after the Flush in the Go
+// memory model, whichever goroutine issues it. Committers flush their own
+// journal bodies and home ranges on their own processors and a group-commit
+// leader fences for all of them. On x86 this is sound because CLWB and
+// CLFLUSHOPT are ordered not only by SFENCE but also by locked
+// read-modify-write instructions (Intel SDM vol. 2, CLWB), and every
+// happens-before edge between goroutines (mutex, channel, atomic) passes
+// through one; msync and the simulator are global by construction.
 // Stores that are not flushed may become durable at any time, in any order, at
 // cache-line granularity, or never. Flush and Fence are safe for concurrent
 // use. Offsets are relative to the start of the pool's memory.

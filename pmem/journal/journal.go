@@ -53,9 +53,8 @@ type Journals struct {
 	// mu guards the sequencer and the in-flight lists below.
 	mu       sync.Mutex
 	nextID   uint64
-	cur      *group              // the group now forming (coalescing)
-	homes    [][2]uint64         // applied home ranges not yet flushed
-	homeIDs  []uint64            // ids whose homes are in homes
+	pending  []*Tx               // sealed redo commits awaiting a leader (coalescing)
+	homeIDs  []uint64            // applied redo ids whose homes are flushed, not yet fenced
 	durable  map[uint64]struct{} // ids whose effects are durable, above wMem
 	wMem     uint64              // every id <= wMem is durable
 	retiring []retired           // applied redo journals waiting for the watermark
@@ -63,6 +62,15 @@ type Journals struct {
 	// flushMu orders persists: one leader at a time, in commit id order.
 	flushMu  sync.Mutex
 	wWritten uint64 // watermark value last written (guarded by flushMu)
+	// Buffers reused across persist rounds (guarded by flushMu).
+	spareIDs     []uint64
+	freed        []int
+	sparePending []*Tx
+
+	// condMu/cond let followers sleep until the current round ends.
+	condMu  sync.Mutex
+	cond    *sync.Cond
+	leading bool
 
 	failed atomic.Bool
 	closed atomic.Bool
@@ -73,15 +81,6 @@ type Journals struct {
 type retired struct {
 	idx int
 	id  uint64
-}
-
-// group is a set of redo commits persisted by one fence.
-type group struct {
-	txs    []*Tx
-	done   chan struct{}
-	full   chan struct{}
-	err    error
-	closed bool
 }
 
 // Open recovers the journals of p and returns them ready for transactions.
@@ -95,6 +94,7 @@ func Open(p *pmem.Pool, o Options) (*Journals, Recovery, error) {
 	}
 	h := p.Header()
 	j := &Journals{p: p, h: h, opts: o, free: make(chan int, h.Journals), durable: map[uint64]struct{}{}}
+	j.cond = sync.NewCond(&j.condMu)
 	rec, err := j.recover()
 	if err != nil {
 		return nil, rec, err
@@ -203,7 +203,9 @@ type Stats struct {
 }
 
 // Stats returns transaction and group counts since Open.
-func (j *Journals) Stats() Stats { return Stats{Txs: j.txs.Load(), Groups: j.groups.Load(), Rounds: j.rounds.Load()} }
+func (j *Journals) Stats() Stats {
+	return Stats{Txs: j.txs.Load(), Groups: j.groups.Load(), Rounds: j.rounds.Load()}
+}
 
 // Begin starts a transaction in the given mode on a free journal, waiting up
 // to Options.BeginTimeout for one.
@@ -220,6 +222,7 @@ func (j *Journals) Begin(mode Mode) (*Tx, error) {
 	}
 	off, jb := j.journal(idx)
 	tx := &Tx{j: j, idx: idx, base: off, jb: jb, mode: mode}
+	tx.homes = tx.homeBuf[:0]
 	if mode == Undo {
 		// The undo id is taken now: it binds the entries. Undo transactions
 		// never leave a journal behind that recovery could replay, so their
@@ -302,16 +305,16 @@ func (j *Journals) markDurableLocked(id uint64) {
 // never persist the watermark without the homes it vouches for.
 func (j *Journals) persist(g []*Tx) error {
 	j.mu.Lock()
-	homes, ids := j.homes, j.homeIDs
-	j.homes, j.homeIDs = nil, nil
+	ids := j.homeIDs
+	j.homeIDs = j.spareIDs[:0]
 	newW := j.wMem
 	j.mu.Unlock()
 
+	// Each committer flushed its own journal body before sealing and its
+	// home ranges after applying (in parallel, on its own processor); the
+	// round flushes the sealed header lines and fences once.
 	for _, tx := range g {
-		j.p.Flush(tx.base, uint64(HeaderSize+tx.used))
-	}
-	for _, r := range homes {
-		j.p.Flush(r[0], r[1])
+		j.p.Flush(tx.base, HeaderSize)
 	}
 	if newW > j.wWritten {
 		le.PutUint64(j.p.Mem()[pmem.WatermarkOff:], newW)
@@ -331,8 +334,11 @@ func (j *Journals) persist(g []*Tx) error {
 	for _, id := range ids {
 		j.markDurableLocked(id)
 	}
+	// Keep the drained buffers for the next round (persist rounds are
+	// serialized by flushMu, so nobody else holds them).
+	j.spareIDs = ids
 	keep := j.retiring[:0]
-	var freed []int
+	freed := j.freed[:0]
 	for _, r := range j.retiring {
 		if r.id <= j.wWritten {
 			freed = append(freed, r.idx)
@@ -345,6 +351,7 @@ func (j *Journals) persist(g []*Tx) error {
 	for _, i := range freed {
 		j.free <- i
 	}
+	j.freed = freed
 	return nil
 }
 
@@ -390,7 +397,7 @@ func (j *Journals) syncThrough(target uint64) error {
 				done, waiting = false, true
 			}
 		}
-		work := waiting || len(j.homes) > 0
+		work := waiting || len(j.homeIDs) > 0
 		j.mu.Unlock()
 		if done {
 			return nil
@@ -417,7 +424,7 @@ func (j *Journals) idle() bool {
 	defer j.flushMu.Unlock()
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return len(j.retiring) == 0 && len(j.homes) == 0
+	return len(j.retiring) == 0 && len(j.homeIDs) == 0
 }
 
 // Close syncs and refuses further transactions. It does not close the pool.
@@ -432,7 +439,15 @@ func (j *Journals) Close() error {
 	return j.Sync()
 }
 
-// commitRedo persists a sealed redo transaction, alone or in a group.
+// commitRedo persists a redo transaction, alone or coalesced.
+//
+// Coalescing follows the leader/follower scheme of group commit: a
+// committer seals its journal under mu (taking the next commit id) and
+// appends it to the pending list; whoever then holds flushMu is the leader
+// and persists every pending journal with one fence. A committer that finds
+// flushMu taken waits for that round and, if its journal was not in it,
+// tries to lead the next one. No group objects or channels are allocated,
+// so a committer that ends up alone pays little over the uncoalesced path.
 func (j *Journals) commitRedo(tx *Tx) error {
 	if !j.opts.Coalesce {
 		j.flushMu.Lock()
@@ -445,63 +460,72 @@ func (j *Journals) commitRedo(tx *Tx) error {
 	}
 	j.mu.Lock()
 	j.sealLocked(tx)
-	g := j.cur
-	leader := false
-	if g == nil || g.closed {
-		g = &group{done: make(chan struct{}), full: make(chan struct{})}
-		j.cur = g
-		leader = true
-	}
-	g.txs = append(g.txs, tx)
-	if j.opts.GroupSize > 0 && len(g.txs) == j.opts.GroupSize {
-		close(g.full)
-	}
+	j.pending = append(j.pending, tx)
 	j.mu.Unlock()
-	if !leader {
-		<-g.done
-		return g.err
+	for spins := 0; ; spins++ {
+		if tx.persisted.Load() {
+			return tx.persistErr
+		}
+		if j.flushMu.TryLock() {
+			j.leadRound(true)
+			j.flushMu.Unlock()
+			continue
+		}
+		if spins < 64 {
+			// The leader is usually done within a microsecond or two;
+			// yielding is cheaper than parking and being woken.
+			runtime.Gosched()
+			continue
+		}
+		j.condMu.Lock()
+		for j.leading && !tx.persisted.Load() {
+			j.cond.Wait()
+		}
+		j.condMu.Unlock()
 	}
-	if j.opts.MaxWait > 0 {
-		j.gather(g)
-	}
-	j.flushMu.Lock()
-	j.mu.Lock()
-	g.closed = true // later committers start the next group
-	if j.cur == g {
-		j.cur = nil
-	}
-	txs := g.txs
-	j.mu.Unlock()
-	g.err = j.persist(txs)
-	j.flushMu.Unlock()
-	close(g.done)
-	return g.err
 }
 
-// gather lets a group grow for up to MaxWait, or until GroupSize commits
-// have joined. Short waits (below a millisecond) yield the processor in a
-// loop rather than sleep on a timer: a timer's wake-up costs tens of
-// microseconds, far more than the fence it is meant to share, and yielding
-// is what lets the other committers run and join on a machine with few
-// cores.
-func (j *Journals) gather(g *group) {
-	if j.opts.MaxWait >= time.Millisecond {
-		t := time.NewTimer(j.opts.MaxWait)
-		select {
-		case <-t.C:
-		case <-g.full:
-		}
-		t.Stop()
-		return
+// leadRound persists every pending journal with one fence; the caller holds
+// flushMu. With gather it first lets the group grow for up to MaxWait.
+func (j *Journals) leadRound(gather bool) {
+	j.condMu.Lock()
+	j.leading = true
+	j.condMu.Unlock()
+	if gather && j.opts.MaxWait > 0 {
+		j.gather()
 	}
+	j.mu.Lock()
+	g := j.pending
+	j.pending = j.sparePending[:0]
+	j.mu.Unlock()
+	var err error
+	if len(g) > 0 {
+		err = j.persist(g)
+	}
+	for _, tx := range g {
+		tx.persistErr = err
+		tx.persisted.Store(true)
+	}
+	clear(g)
+	j.sparePending = g[:0]
+	j.condMu.Lock()
+	j.leading = false
+	j.cond.Broadcast()
+	j.condMu.Unlock()
+}
+
+// gather lets the pending group grow for up to MaxWait, or until GroupSize
+// commits are pending. It yields the processor in a loop rather than sleep
+// on a timer: a timer's wake-up costs tens of microseconds, far more than
+// the fence it is meant to share, and yielding is what lets the other
+// committers run and join on a machine with few cores.
+func (j *Journals) gather() {
 	deadline := time.Now().Add(j.opts.MaxWait)
 	for {
-		select {
-		case <-g.full:
-			return
-		default:
-		}
-		if time.Now().After(deadline) {
+		j.mu.Lock()
+		n := len(j.pending)
+		j.mu.Unlock()
+		if (j.opts.GroupSize > 0 && n >= j.opts.GroupSize) || time.Now().After(deadline) {
 			return
 		}
 		runtime.Gosched()
@@ -517,11 +541,10 @@ func (j *Journals) sealLocked(tx *Tx) {
 	Header{State: StateRedo, ID: tx.id, Count: tx.count, Used: uint32(tx.used), BodyCRC: tx.bodyCRC}.encode(tx.jb)
 }
 
-// applied records the home ranges of a redo transaction that has been
-// applied, and parks its journal until the watermark passes its id.
+// applied records a redo transaction whose homes have been written and
+// flushed, and parks its journal until the watermark passes its id.
 func (j *Journals) applied(tx *Tx) {
 	j.mu.Lock()
-	j.homes = append(j.homes, tx.homes...)
 	j.homeIDs = append(j.homeIDs, tx.id)
 	j.retiring = append(j.retiring, retired{idx: tx.idx, id: tx.id})
 	j.mu.Unlock()

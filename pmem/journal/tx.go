@@ -3,6 +3,7 @@ package journal
 import (
 	"fmt"
 	"hash/crc32"
+	"sync/atomic"
 
 	"github.com/farmem/farmem/pmem"
 )
@@ -47,10 +48,14 @@ type Tx struct {
 	count   uint32
 	bodyCRC uint32
 	homes   [][2]uint64
+	homeBuf [2][2]uint64 // backs homes for small transactions
 	commit  []func()
 	abort   []func()
 	err     error
 	done    bool
+
+	persisted  atomic.Bool // set by the round leader once the commit is durable
+	persistErr error       // the round's result, written before persisted is set
 }
 
 var _ pmem.TxWriter = (*Tx)(nil)
@@ -155,7 +160,7 @@ func (tx *Tx) Commit() error {
 	}
 	switch tx.mode {
 	case Redo:
-		tx.bodyCRC = crc32.Checksum(tx.jb[HeaderSize:HeaderSize+tx.used], castagnoli)
+		tx.prepareRedo()
 		if err := j.commitRedo(tx); err != nil {
 			return err
 		}
@@ -174,15 +179,24 @@ func (tx *Tx) Commit() error {
 	}
 }
 
-// apply copies the redo entries to their homes. Their flush is left to the
-// next persist round.
+// prepareRedo checksums the journal body and flushes it, before the header
+// is sealed; only the header line is left for the commit round.
+func (tx *Tx) prepareRedo() {
+	tx.bodyCRC = crc32.Checksum(tx.jb[HeaderSize:HeaderSize+tx.used], castagnoli)
+	tx.j.p.Flush(tx.base+HeaderSize, uint64(tx.used))
+}
+
+// apply copies the redo entries to their homes and flushes them; the next
+// persist round's fence makes them durable.
 func (tx *Tx) apply() {
-	mem := tx.j.p.Mem()
+	p := tx.j.p
+	mem := p.Mem()
 	pos := HeaderSize
 	for i := uint32(0); i < tx.count; i++ {
 		off := le.Uint64(tx.jb[pos:])
 		n := int(le.Uint32(tx.jb[pos+8:]))
 		copy(mem[off:], tx.jb[pos+EntryHeaderSize:pos+EntryHeaderSize+n])
+		p.Flush(off, uint64(n))
 		pos += entrySize(n)
 	}
 }
@@ -290,22 +304,31 @@ func (j *Journals) CommitAll(txs ...*Tx) error {
 			tx.runCommit()
 			continue
 		}
-		tx.bodyCRC = crc32.Checksum(tx.jb[HeaderSize:HeaderSize+tx.used], castagnoli)
+		tx.prepareRedo()
 		g = append(g, tx)
 	}
 	if len(g) == 0 {
 		return nil
 	}
-	j.flushMu.Lock()
+	// Seal in argument order and persist with one fence. A concurrent
+	// coalescing leader may take some of them into its round; they are then
+	// persisted by that round, in the same id order.
 	j.mu.Lock()
 	for _, tx := range g {
 		j.sealLocked(tx)
+		j.pending = append(j.pending, tx)
 	}
 	j.mu.Unlock()
-	err := j.persist(g)
+	j.flushMu.Lock()
+	j.leadRound(false)
 	j.flushMu.Unlock()
-	if err != nil {
-		return err
+	for _, tx := range g {
+		if !tx.persisted.Load() {
+			panic("journal: invariant: CommitAll transaction not persisted after its round")
+		}
+		if tx.persistErr != nil {
+			return tx.persistErr
+		}
 	}
 	for _, tx := range g {
 		tx.apply()

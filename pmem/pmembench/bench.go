@@ -100,7 +100,7 @@ func Run(c Config) ([]Row, error) {
 		return nil, err
 	}
 	maxW, maxV := slices.Max(c.Committers), slices.Max(c.ValueBytes)
-	slot := uint64(8 + maxV + 63) &^ 63
+	slot := uint64(8+maxV+63) &^ 63
 	need := uint64(maxW*c.KeysPerWorker)*slot + uint64(c.Journals)*uint64(c.JournalSize) + 1<<20
 	size := need + need/32 + (2 << 20)
 	p, err := pmem.Create(c.Path, pmem.CreateOptions{Size: size, Layout: "farmem-pmembench", Journals: c.Journals, JournalSize: c.JournalSize, Mode: c.Mode})
