@@ -52,4 +52,7 @@ var (
 	// ErrTraceFormat: a binary trace has a bad magic, an unsupported
 	// version or flags, or a trailer whose count or checksum does not match.
 	ErrTraceFormat = errors.New("workload: bad trace format")
+	// ErrTraceIO: reading or rewinding the trace failed in the underlying
+	// reader (it wraps that error).
+	ErrTraceIO = errors.New("workload: trace read failed")
 )

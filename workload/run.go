@@ -60,7 +60,7 @@ func (r Result) OpsPerSec() float64 {
 
 // fatal reports errors that end a run at once: they are not the Memory's.
 func fatal(err error) bool {
-	for _, e := range []error{ErrNotSetUp, ErrTraceSyntax, ErrTraceTruncated, ErrTraceOutOfRange, ErrTraceFormat, ErrShortIO} {
+	for _, e := range []error{ErrNotSetUp, ErrTraceSyntax, ErrTraceTruncated, ErrTraceOutOfRange, ErrTraceFormat, ErrTraceIO, ErrShortIO} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -98,7 +98,7 @@ func NewTraceReader(r io.Reader) (TraceReader, Format, error) {
 	br := bufio.NewReaderSize(r, MaxTextLine)
 	head, err := br.Peek(len(binaryMagic))
 	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
-		return nil, 0, fmt.Errorf("workload: reading trace: %w", err)
+		return nil, 0, fmt.Errorf("%w: %w", ErrTraceIO, err)
 	}
 	if bytes.Equal(head, []byte(binaryMagic)) {
 		return newBinaryReader(br), Binary, nil
@@ -181,7 +181,7 @@ func (d *TextReader) Next() (Access, error) {
 			return Access{}, d.syntax("line longer than %d bytes", MaxTextLine)
 		}
 		if err != nil && err != io.EOF {
-			return Access{}, fmt.Errorf("workload: reading trace line %d: %w", d.line, err)
+			return Access{}, fmt.Errorf("%w: line %d: %w", ErrTraceIO, d.line, err)
 		}
 		if i := bytes.IndexByte(line, '#'); i >= 0 {
 			line = line[:i]
@@ -387,7 +387,7 @@ func (d *BinaryReader) header() error {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return fmt.Errorf("%w: header is %d of %d bytes", ErrTraceTruncated, n, binaryHeaderSize)
 		}
-		return fmt.Errorf("workload: reading trace header: %w", err)
+		return fmt.Errorf("%w: header: %w", ErrTraceIO, err)
 	}
 	d.crc = crc32.Update(0, crcTable, h[:])
 	switch {
@@ -418,7 +418,7 @@ func (d *BinaryReader) uvarint(what string) (uint64, error) {
 				}
 				return 0, fmt.Errorf("%w: inside %s %d", ErrTraceTruncated, what, d.n)
 			}
-			return 0, fmt.Errorf("workload: reading trace: %w", err)
+			return 0, fmt.Errorf("%w: %w", ErrTraceIO, err)
 		}
 		d.one[0] = c
 		d.crc = crc32.Update(d.crc, crcTable, d.one[:])
@@ -502,7 +502,7 @@ func (d *BinaryReader) trailer() error {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return fmt.Errorf("%w: inside the trailer checksum", ErrTraceTruncated)
 		}
-		return fmt.Errorf("workload: reading trace: %w", err)
+		return fmt.Errorf("%w: %w", ErrTraceIO, err)
 	}
 	if count != d.n {
 		return fmt.Errorf("%w: trailer counts %d records, read %d", ErrTraceFormat, count, d.n)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func readAll(t testing.TB, r TraceReader) ([]Access, error) {
@@ -342,6 +343,13 @@ func TestTraceWorkloadBadInput(t *testing.T) {
 	if !errors.Is(err, ErrTraceOutOfRange) || res.Ops != 2 {
 		t.Fatalf("streamed: %v after %d ops", err, res.Ops)
 	}
+	// A reader that fails stops the run at once with ErrTraceIO.
+	c = Config{Name: Trace, Size: 1 << 20, Trace: io.MultiReader(strings.NewReader("R 0\nW 0 1\n"), iotest.ErrReader(errInjected))}
+	w = setup(t, c, mem)
+	res, err = Run(context.Background(), w, mem, RunOptions{MaxOps: 100, MaxErrors: -1})
+	if !errors.Is(err, ErrTraceIO) || !errors.Is(err, errInjected) || res.Ops != 2 {
+		t.Fatalf("failing reader: %v after %d ops", err, res.Ops)
+	}
 	if _, err := New(Config{Name: Trace, Size: 1 << 20}); !errors.Is(err, ErrBadConfig) {
 		t.Fatalf("no trace: %v", err)
 	}
@@ -371,7 +379,7 @@ func FuzzBinaryTrace(f *testing.F) {
 func fuzzRoundTrip(t *testing.T, r TraceReader) {
 	as, err := readAll(t, r)
 	if err != nil {
-		for _, e := range []error{ErrTraceSyntax, ErrTraceTruncated, ErrTraceOutOfRange, ErrTraceFormat} {
+		for _, e := range []error{ErrTraceSyntax, ErrTraceTruncated, ErrTraceOutOfRange, ErrTraceFormat, ErrTraceIO} {
 			if errors.Is(err, e) {
 				return
 			}

@@ -72,7 +72,7 @@ func (w *traceWork) Close() error {
 
 func (w *traceWork) rewind() error {
 	if _, err := w.seeker.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("workload: rewinding trace: %w", err)
+		return fmt.Errorf("%w: rewinding: %w", ErrTraceIO, err)
 	}
 	tr, _, err := NewTraceReader(w.src)
 	if err != nil {
