@@ -59,8 +59,10 @@
 // until a duration, an op limit, the context or the workload ends. Step
 // does not allocate. Workloads that split naturally over disjoint parts of
 // the region (seq, uniform, zipf, pagewalk) implement Partitioner and run
-// on several goroutines with RunOptions.Workers. Package hist offers a
-// fixed-memory latency histogram for the caller that times the Memory.
+// on several goroutines with RunOptions.Workers. Verify sweeps the whole
+// region against the shadow after a run — the check that no page was lost,
+// also among those the run never read. Package hist offers a fixed-memory
+// latency histogram for the caller that times the Memory.
 //
 // # Determinism
 //
