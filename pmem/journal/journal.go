@@ -50,20 +50,25 @@ type Journals struct {
 
 	free chan int // indices of free journals
 
-	// mu guards the sequencer and the in-flight lists below.
-	mu       sync.Mutex
-	nextID   uint64
-	pending  []*Tx               // sealed redo commits awaiting a leader (coalescing)
-	homeIDs  []uint64            // applied redo ids whose homes are flushed, not yet fenced
+	// mu guards the sequencer: the next id and the pending list.
+	mu      sync.Mutex
+	nextID  uint64
+	pending []*Tx // sealed redo commits awaiting a leader (coalescing)
+
+	// applied is a lock-free stack of redo ids whose home writes are
+	// flushed; the next persist round pops it, so committers never wait for
+	// the round's bookkeeping.
+	applied atomic.Pointer[appliedRec]
+
+	// flushMu orders persists: one leader at a time, in commit id order.
+	// It also guards the in-flight bookkeeping below, which only persist
+	// rounds touch.
+	flushMu  sync.Mutex
+	wWritten uint64              // watermark value last made durable
 	durable  map[uint64]struct{} // ids whose effects are durable, above wMem
 	wMem     uint64              // every id <= wMem is durable
 	retiring []retired           // applied redo journals waiting for the watermark
-
-	// flushMu orders persists: one leader at a time, in commit id order.
-	flushMu  sync.Mutex
-	wWritten uint64 // watermark value last written (guarded by flushMu)
 	// Buffers reused across persist rounds (guarded by flushMu).
-	spareIDs     []uint64
 	freed        []int
 	sparePending []*Tx
 
@@ -81,6 +86,23 @@ type Journals struct {
 type retired struct {
 	idx int
 	id  uint64
+}
+
+// appliedRec is a node of the applied stack.
+type appliedRec struct {
+	id   uint64
+	idx  int
+	next *appliedRec
+}
+
+func (j *Journals) pushApplied(r *appliedRec) {
+	for {
+		old := j.applied.Load()
+		r.next = old
+		if j.applied.CompareAndSwap(old, r) {
+			return
+		}
+	}
 }
 
 // Open recovers the journals of p and returns them ready for transactions.
@@ -230,8 +252,10 @@ func (j *Journals) Begin(mode Mode) (*Tx, error) {
 		j.mu.Lock()
 		tx.id = j.nextID
 		j.nextID++
-		j.markDurableLocked(tx.id)
 		j.mu.Unlock()
+		j.flushMu.Lock()
+		j.markDurable(tx.id)
+		j.flushMu.Unlock()
 	}
 	return tx, nil
 }
@@ -253,10 +277,7 @@ func (j *Journals) takeJournal() (int, error) {
 	default:
 	}
 	// Journals may be waiting only for the watermark; a sync frees them.
-	j.mu.Lock()
-	waiting := len(j.retiring) > 0
-	j.mu.Unlock()
-	if waiting {
+	if !j.idle() {
 		if err := j.Sync(); err != nil {
 			return 0, err
 		}
@@ -271,10 +292,7 @@ func (j *Journals) takeJournal() (int, error) {
 			return 0, fmt.Errorf("%w (%v, %d journals)", ErrNoFreeJournal, j.opts.BeginTimeout, j.h.Journals)
 		case <-time.After(5 * time.Millisecond):
 			// Retire journals that the committers left behind meanwhile.
-			j.mu.Lock()
-			waiting := len(j.retiring) > 0
-			j.mu.Unlock()
-			if waiting {
+			if !j.idle() {
 				if err := j.Sync(); err != nil {
 					return 0, err
 				}
@@ -283,7 +301,8 @@ func (j *Journals) takeJournal() (int, error) {
 	}
 }
 
-func (j *Journals) markDurableLocked(id uint64) {
+// markDurable records that id's effects are durable; flushMu is held.
+func (j *Journals) markDurable(id uint64) {
 	j.durable[id] = struct{}{}
 	for {
 		if _, ok := j.durable[j.wMem+1]; !ok {
@@ -304,11 +323,8 @@ func (j *Journals) markDurableLocked(id uint64) {
 // durable by an earlier round, so that a crash that tears this round can
 // never persist the watermark without the homes it vouches for.
 func (j *Journals) persist(g []*Tx) error {
-	j.mu.Lock()
-	ids := j.homeIDs
-	j.homeIDs = j.spareIDs[:0]
+	recs := j.applied.Swap(nil)
 	newW := j.wMem
-	j.mu.Unlock()
 
 	// Each committer flushed its own journal body before sealing and its
 	// home ranges after applying (in parallel, on its own processor); the
@@ -330,13 +346,10 @@ func (j *Journals) persist(g []*Tx) error {
 	}
 	j.wWritten = max(j.wWritten, newW)
 
-	j.mu.Lock()
-	for _, id := range ids {
-		j.markDurableLocked(id)
+	for r := recs; r != nil; r = r.next {
+		j.markDurable(r.id)
+		j.retiring = append(j.retiring, retired{idx: r.idx, id: r.id})
 	}
-	// Keep the drained buffers for the next round (persist rounds are
-	// serialized by flushMu, so nobody else holds them).
-	j.spareIDs = ids
 	keep := j.retiring[:0]
 	freed := j.freed[:0]
 	for _, r := range j.retiring {
@@ -347,7 +360,6 @@ func (j *Journals) persist(g []*Tx) error {
 		}
 	}
 	j.retiring = keep
-	j.mu.Unlock()
 	for _, i := range freed {
 		j.free <- i
 	}
@@ -389,7 +401,7 @@ func (j *Journals) syncThrough(target uint64) error {
 		if j.failed.Load() {
 			return ErrFailed
 		}
-		j.mu.Lock()
+		j.flushMu.Lock()
 		done := j.wMem >= target
 		waiting := false
 		for _, r := range j.retiring {
@@ -397,8 +409,8 @@ func (j *Journals) syncThrough(target uint64) error {
 				done, waiting = false, true
 			}
 		}
-		work := waiting || len(j.homeIDs) > 0
-		j.mu.Unlock()
+		work := waiting || j.applied.Load() != nil
+		j.flushMu.Unlock()
 		if done {
 			return nil
 		}
@@ -422,9 +434,7 @@ func (j *Journals) syncThrough(target uint64) error {
 func (j *Journals) idle() bool {
 	j.flushMu.Lock()
 	defer j.flushMu.Unlock()
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return len(j.retiring) == 0 && len(j.homeIDs) == 0
+	return len(j.retiring) == 0 && j.applied.Load() == nil
 }
 
 // Close syncs and refuses further transactions. It does not close the pool.
@@ -541,13 +551,12 @@ func (j *Journals) sealLocked(tx *Tx) {
 	Header{State: StateRedo, ID: tx.id, Count: tx.count, Used: uint32(tx.used), BodyCRC: tx.bodyCRC}.encode(tx.jb)
 }
 
-// applied records a redo transaction whose homes have been written and
-// flushed, and parks its journal until the watermark passes its id.
-func (j *Journals) applied(tx *Tx) {
-	j.mu.Lock()
-	j.homeIDs = append(j.homeIDs, tx.id)
-	j.retiring = append(j.retiring, retired{idx: tx.idx, id: tx.id})
-	j.mu.Unlock()
+// retire records a redo transaction whose homes have been written and
+// flushed; the next persist round parks its journal until the watermark
+// passes its id.
+func (j *Journals) retire(tx *Tx) {
+	tx.arec = appliedRec{id: tx.id, idx: tx.idx}
+	j.pushApplied(&tx.arec)
 }
 
 // release returns a journal that holds nothing recovery would act on.

@@ -54,6 +54,7 @@ type Tx struct {
 	err     error
 	done    bool
 
+	arec       appliedRec  // this transaction's node on the applied stack
 	persisted  atomic.Bool // set by the round leader once the commit is durable
 	persistErr error       // the round's result, written before persisted is set
 }
@@ -167,7 +168,7 @@ func (tx *Tx) Commit() error {
 		tx.apply()
 		j.txs.Add(1)
 		tx.runCommit()
-		j.applied(tx)
+		j.retire(tx)
 		return nil
 	default:
 		if err := tx.finishUndo(); err != nil {
@@ -334,7 +335,7 @@ func (j *Journals) CommitAll(txs ...*Tx) error {
 		tx.apply()
 		j.txs.Add(1)
 		tx.runCommit()
-		j.applied(tx)
+		j.retire(tx)
 	}
 	return nil
 }
