@@ -8,7 +8,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -147,7 +146,13 @@ func newPmemCheckCmd() *cobra.Command {
 					fmt.Printf("journal %d: %s, id %d, %d entries%s\n", inf.Index, inf.Status, inf.Header.ID, inf.Entries, errSuffix(inf.Err))
 				}
 			}
-			fmt.Printf("journals: watermark %d; %v\n", w, counts)
+			var parts []string
+			for _, st := range []string{"unused", "free", "redo-applied", "redo-pending", "undo-active", "torn", "corrupt"} {
+				if counts[st] > 0 {
+					parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
+				}
+			}
+			fmt.Printf("journals: watermark %d; %s\n", w, strings.Join(parts, ", "))
 			blocks, units, aerr := pmem.CheckAllocMap(mem[h.MapOff : h.MapOff+h.HeapUnits])
 			if aerr == nil {
 				fmt.Printf("allocator: %d blocks, %d of %d units in use\n", blocks, units, h.HeapUnits)
@@ -309,11 +314,9 @@ func newPmemBenchCmd() *cobra.Command {
 			if jsonDest == "-" {
 				log = os.Stderr
 			}
-			tw := tabwriter.NewWriter(log, 0, 0, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "committers\tcoalescing\tvalue_bytes\ttx_per_sec\tfences_per_tx\tp50_us\tp99_us\t")
+			fmt.Fprintf(log, "%10s %10s %11s %12s %13s %8s %8s\n", "committers", "coalescing", "value_bytes", "tx_per_sec", "fences_per_tx", "p50_us", "p99_us")
 			c.Progress = func(r pmembench.Row) {
-				fmt.Fprintf(tw, "%d\t%v\t%d\t%.0f\t%.3f\t%.2f\t%.2f\t\n", r.Committers, r.Coalescing, r.ValueBytes, r.TxPerSec, r.FencesPerTx, r.P50us, r.P99us)
-				tw.Flush()
+				fmt.Fprintf(log, "%10d %10v %11d %12.0f %13.3f %8.2f %8.2f\n", r.Committers, r.Coalescing, r.ValueBytes, r.TxPerSec, r.FencesPerTx, r.P50us, r.P99us)
 			}
 			rows, err := pmembench.Run(c)
 			if err != nil {

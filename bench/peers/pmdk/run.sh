@@ -7,7 +7,7 @@
 # that a noisy neighbour hurts both alike.
 #
 # Environment: COMMITTERS (default 1,2,4,8), VALUE_BYTES (256), DURATION_MS
-# (1000), REPS (3), KEYS (1024), MAX_WAIT (farmem group wait, 20us),
+# (1000), REPS (3), KEYS (1024), MAX_WAIT (farmem group wait, 0s),
 # SHM (/dev/shm), OUT (build directory, default a temp dir).
 # The last line is `farmem/pmdk tx throughput ratio: X` for 4 committers,
 # farmem with commit coalescing on.
@@ -20,7 +20,7 @@ VALUE_BYTES=${VALUE_BYTES:-256}
 DURATION_MS=${DURATION_MS:-1000}
 REPS=${REPS:-3}
 KEYS=${KEYS:-1024}
-MAX_WAIT=${MAX_WAIT:-20us}
+MAX_WAIT=${MAX_WAIT:-0s}
 SHM=${SHM:-/dev/shm}
 OUT=${OUT:-$(mktemp -d)}
 
