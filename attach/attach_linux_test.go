@@ -621,3 +621,31 @@ func TestListenerClose(t *testing.T) {
 		t.Fatalf("socket file left behind: %v", err)
 	}
 }
+
+// TestListenerCloseAbortsHandshakes: Close does not wait for a silent
+// client's handshake timeout.
+func TestListenerCloseAbortsHandshakes(t *testing.T) {
+	rejected := make(chan error, 1)
+	l, err := Listen(socketPath(t), Config{HandshakeTimeout: time.Hour, OnReject: func(_ Cred, err error) { rejected <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rawClient(t, l.Path())
+	c.send(&Message{Type: TypeHello, MinVersion: 1, MaxVersion: 1})
+	if _, _, err := expect(c, TypeWelcome); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(hangGuard):
+		t.Fatal("Close waited for a handshake")
+	}
+	if err := <-rejected; !errors.Is(err, ErrTimeout) {
+		t.Fatalf("aborted handshake reported %v", err)
+	}
+}

@@ -118,6 +118,12 @@ func Attach(ctx context.Context, socketPath string, size int, opts Options) (_ *
 	if err := expectReady(t, r.id); err != nil {
 		return nil, err
 	}
+	// End the context watch before the liveness reader starts, so that a
+	// late cancellation cannot pass for a dead pager.
+	stop()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	r.start(conn, t)
 	return r, nil
 }
@@ -155,9 +161,12 @@ func dialHello(ctx context.Context, socketPath string, opts Options) (*net.UnixC
 	_ = conn.SetDeadline(deadline(timeout, dl, ok))
 	// Cancelling ctx aborts the handshake at once.
 	unwatch := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	var once sync.Once
 	stop := func() {
-		unwatch()
-		_ = conn.SetDeadline(time.Time{})
+		once.Do(func() {
+			unwatch()
+			_ = conn.SetDeadline(time.Time{})
+		})
 	}
 	t := newTransport(conn)
 	fail := func(err error) (*net.UnixConn, *transport, Message, func(), error) {
@@ -317,6 +326,11 @@ func (r *Region) Reattach(ctx context.Context, socketPath string, opts Options) 
 		return err
 	}
 	if err := expectReady(t, r.id); err != nil {
+		conn.Close()
+		return err
+	}
+	stop()
+	if err := ctx.Err(); err != nil {
 		conn.Close()
 		return err
 	}

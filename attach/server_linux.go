@@ -174,6 +174,8 @@ type Listener struct {
 	closed chan struct{}
 	once   sync.Once
 	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[*net.UnixConn]struct{} // connections in their handshake
 	nextID atomic.Uint64
 }
 
@@ -205,7 +207,8 @@ func Listen(socketPath string, cfg Config) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attach: listen on %s: %w", socketPath, err)
 	}
-	l := &Listener{cfg: cfg, path: socketPath, ln: ln, ready: make(chan *pending), closed: make(chan struct{})}
+	l := &Listener{cfg: cfg, path: socketPath, ln: ln, ready: make(chan *pending), closed: make(chan struct{}),
+		conns: map[*net.UnixConn]struct{}{}}
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l, nil
@@ -280,6 +283,11 @@ func (l *Listener) Close() error {
 	l.once.Do(func() {
 		close(l.closed)
 		err = l.ln.Close() // also unlinks the socket file
+		l.mu.Lock()
+		for c := range l.conns {
+			_ = c.SetDeadline(time.Unix(1, 0))
+		}
+		l.mu.Unlock()
 		l.wg.Wait()
 	})
 	return err
@@ -287,8 +295,25 @@ func (l *Listener) Close() error {
 
 // handshake runs the pager side of one connection.
 func (l *Listener) handshake(c *net.UnixConn) {
+	l.mu.Lock()
+	select {
+	case <-l.closed:
+		l.mu.Unlock()
+		c.Close()
+		return
+	default:
+	}
+	dl := time.Now().Add(l.cfg.HandshakeTimeout)
+	_ = c.SetDeadline(dl)
+	l.conns[c] = struct{}{}
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.conns, c)
+		l.mu.Unlock()
+	}()
 	var cred Cred
-	a, err := l.handshakeErr(c, &cred)
+	a, err := l.handshakeErr(c, &cred, dl)
 	if err == nil {
 		return
 	}
@@ -350,13 +375,11 @@ func (l *Listener) admit(req Request) (uint64, error) {
 
 // handshakeErr returns the half-built attachment (for cleanup) and the
 // error, or hands the attachment to Accept and returns nil.
-func (l *Listener) handshakeErr(c *net.UnixConn, cred *Cred) (*Attachment, error) {
+func (l *Listener) handshakeErr(c *net.UnixConn, cred *Cred, dl time.Time) (*Attachment, error) {
 	var err error
 	if *cred, err = peerCred(c); err != nil {
 		return nil, fmt.Errorf("attach: SO_PEERCRED: %w", err)
 	}
-	dl := time.Now().Add(l.cfg.HandshakeTimeout)
-	_ = c.SetDeadline(dl)
 	t := newTransport(c)
 	a := &Attachment{Cred: *cred, Conn: c, t: t, Memfd: -1, PageSize: os.Getpagesize(), done: make(chan struct{})}
 	// reject tells the application why, best effort, and returns err.
@@ -450,7 +473,12 @@ func (l *Listener) handshakeErr(c *net.UnixConn, cred *Cred) (*Attachment, error
 	}
 	err = t.send(&Message{Type: TypeReady, RegionID: a.RegionID})
 	if err == nil {
+		// Leave the handshake set and clear the deadline together, so that
+		// a concurrent Listener.Close cannot expire a live attachment.
+		l.mu.Lock()
+		delete(l.conns, c)
 		_ = c.SetDeadline(time.Time{})
+		l.mu.Unlock()
 		a.watch()
 	}
 	p.taken <- err == nil
