@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,6 +45,7 @@ const (
 	cmdWrite  = 'w' // fill the page with val using copy()
 	cmdRemove = 'R' // madvise(MADV_REMOVE) the page
 	cmdUnmap  = 'M' // munmap the whole region
+	cmdCrowd  = 'C' // val goroutines load the page's first byte at once; reply: that byte
 )
 
 // hangGuard bounds every wait for the application: a broken fault path shows
@@ -114,6 +116,24 @@ func testApp() error {
 			if err := unix.Madvise(mem[page*ps:(page+1)*ps], unix.MADV_REMOVE); err != nil {
 				return err
 			}
+		case cmdCrowd:
+			p := mem[page*ps : (page+1)*ps]
+			got := make([]byte, val)
+			var wg sync.WaitGroup
+			for g := range got {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					got[g] = p[0]
+				}()
+			}
+			wg.Wait()
+			reply[1], reply[2] = got[0], 1
+			for _, v := range got {
+				if v != got[0] {
+					reply[2] = 0
+				}
+			}
 		case cmdUnmap:
 			if err := unix.Munmap(mem); err != nil {
 				return err
@@ -145,7 +165,7 @@ type app struct {
 
 // startApp starts an application with pages pages, registered with mode,
 // asking for the features want.
-func startApp(t *testing.T, pages int, mode Mode, want Features) *app {
+func startApp(t *testing.T, pages int, mode Mode, want Features, env ...string) *app {
 	t.Helper()
 	a := &app{t: t, ps: os.Getpagesize(), events: make(chan Msg, 64), done: make(chan error, 1)}
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
@@ -180,6 +200,7 @@ func startApp(t *testing.T, pages int, mode Mode, want Features) *app {
 		fmt.Sprintf("%s=%d", envTestPages, pages),
 		fmt.Sprintf("%s=%d", envTestMode, mode),
 		fmt.Sprintf("%s=%d", envTestFeatures, want))
+	a.cmd.Env = append(a.cmd.Env, env...)
 	a.cmd.ExtraFiles = []*os.File{child, childMem}
 	a.cmd.Stderr = &a.stderr
 	err = a.cmd.Start()

@@ -4,6 +4,7 @@ package uffd
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -408,4 +409,32 @@ func BenchmarkZeroFillFault(b *testing.B) {
 	p50, p99 := percentiles(d)
 	b.ReportMetric(float64(p50.Nanoseconds())/1e3, "p50-us")
 	b.ReportMetric(float64(p99.Nanoseconds())/1e3, "p99-us")
+}
+
+// TestDuplicateFaults: several threads fault on the same page before it is
+// installed; each raises its own event. The first copy installs the page,
+// the others meet EEXIST, which Copy turns into "already there, wake".
+func TestDuplicateFaults(t *testing.T) {
+	const threads = 3
+	a := startApp(t, 1, ModeMissing, FeatureMissingShmem, fmt.Sprintf("GOMAXPROCS=%d", threads+1))
+	a.send(cmdCrowd, 0, threads)
+	for i := range threads {
+		a.fault(0, 0)
+		t.Logf("fault %d of %d on the page", i+1, threads)
+	}
+	installed := 0
+	for i := range threads {
+		n, err := a.uffd.Copy(a.addr(0), a.pageOf(byte(0x40+i), 1), 0)
+		if err != nil {
+			t.Fatalf("copy %d: %v", i, err)
+		}
+		installed += n
+	}
+	if installed != a.ps {
+		t.Fatalf("installed %d bytes over %d copies, want one page", installed, threads)
+	}
+	if v, uniform := a.reply("crowded read"); v != 0x40 || !uniform {
+		t.Fatalf("threads read %#x (agree %v), want the first copy's 0x40", v, uniform)
+	}
+	a.noEvent()
 }
