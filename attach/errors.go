@@ -72,6 +72,7 @@ const (
 	CodeDetach        Code = 8 // Bye: the application detaches
 )
 
+// String returns the code's name.
 func (c Code) String() string {
 	switch c {
 	case CodeVersion:
@@ -134,6 +135,7 @@ type RemoteError struct {
 	Text string
 }
 
+// Error describes the rejection with its code and the peer's text.
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("attach: rejected by peer: %v: %s", e.Code, e.Text)
 }

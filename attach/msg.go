@@ -40,6 +40,7 @@ const (
 	TypeBye      Type = 9 // either way after Ready: code and text; the sender then closes
 )
 
+// String returns the message type's name.
 func (t Type) String() string {
 	switch t {
 	case TypeHello:

@@ -126,6 +126,7 @@ const (
 	EventUnmap     Event = 0x16
 )
 
+// String returns the event's name ("pagefault", "remove" ...).
 func (e Event) String() string {
 	switch e {
 	case EventPagefault:
