@@ -3,6 +3,7 @@ package faultproxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,11 @@ func (e *echoServer) Restart() error {
 				return
 			}
 			e.mu.Lock()
+			if e.ln != ln { // killed between Accept and here
+				e.mu.Unlock()
+				abort(c)
+				continue
+			}
 			e.conns[c] = struct{}{}
 			e.mu.Unlock()
 			e.wg.Add(1)
@@ -408,5 +414,88 @@ func benchRoundTrip(b *testing.B, addr string) {
 		if _, err := io.ReadFull(c, got); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestProxyRandomFaults runs a random schedule of every kind against the
+// proxy on the wall clock while clients keep echoing numbered messages. A
+// message may fail (that is the point), but one that comes back must come
+// back intact; a connection that failed once is replaced. When the
+// schedule is over, everything works again. Rerun a failure with -seed.
+func TestProxyRandomFaults(t *testing.T) {
+	seed := *seedFlag
+	if seed == 0 {
+		seed = time.Now().UnixNano()
+	}
+	t.Logf("seed %d (rerun with -seed=%d)", seed, seed)
+	const perKind = 8
+	sched := RandomSchedule(seed, 1500*time.Millisecond, perKind)
+	e := newEchoServer(t)
+	p := newProxy(t, e.addr)
+	r, err := NewRunner(sched, p, Hooks{Kill: e.Kill, Restart: e.Restart})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var okMsgs, failed [2]int
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var c net.Conn
+			defer func() {
+				if c != nil {
+					c.Close()
+				}
+			}()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if c == nil {
+					var err error
+					if c, err = net.DialTimeout("tcp", p.Addr(), time.Second); err != nil {
+						failed[w]++
+						time.Sleep(5 * time.Millisecond)
+						continue
+					}
+				}
+				msg := fmt.Sprintf("worker %d message %d %s", w, i, bytes.Repeat([]byte{'x'}, i%3000))
+				_ = c.SetDeadline(time.Now().Add(100 * time.Millisecond))
+				_, err := io.WriteString(c, msg)
+				got := make([]byte, len(msg))
+				if err == nil {
+					_, err = io.ReadFull(c, got)
+				}
+				if err != nil {
+					failed[w]++
+					c.Close()
+					c = nil
+					continue
+				}
+				if string(got) != msg {
+					t.Errorf("worker %d: echo corrupted: got %.40q..., want %.40q...", w, got, msg)
+					return
+				}
+				okMsgs[w]++
+			}
+		}()
+	}
+	if err := r.Run(context.Background(), nil); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	close(stop)
+	wg.Wait()
+	for k, n := range r.Counts() {
+		if n != perKind {
+			t.Errorf("injected %d %v, want %d", n, Kind(k), perKind)
+		}
+	}
+	t.Logf("echoes ok %v, failed %v, injected %v, proxy %+v", okMsgs, failed, r.Counts(), p.Stats())
+	if err := roundTrip(dial(t, p), "after the storm"); err != nil {
+		t.Fatalf("after the schedule: %v", err)
 	}
 }
