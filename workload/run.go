@@ -18,7 +18,8 @@ type RunOptions struct {
 	MaxOps uint64
 	// MaxErrors is how many Memory errors the run tolerates: it counts
 	// them, keeps the first few, and stops with ErrTooManyErrors on one
-	// more. 0 stops at the first error; a negative value never stops.
+	// more. 0 stops at the first error; a negative value never stops. With
+	// Workers the limit applies to each worker.
 	MaxErrors int
 	// Workers > 1 runs that many goroutines over disjoint partitions of
 	// the workload (it must implement Partitioner). The Memory must then be
