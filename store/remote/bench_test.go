@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -53,7 +54,8 @@ func BenchmarkNodeThroughput(b *testing.B) {
 // BenchmarkSerialRead compares one synchronous single-page read through the
 // full client (pool, pipelining, reader goroutine) with RawRTT's bare
 // request/response on one connection: the ratio of the two is the client's
-// overhead over the physical round trip.
+// overhead over the physical round trip. FARMEM_BENCH_NODE=host:port runs it
+// against a memnode in another process instead of an embedded one.
 func BenchmarkSerialRead(b *testing.B) {
 	srv, err := memnode.New(memnode.Config{Capacity: 1 << 26})
 	if err != nil {
@@ -66,6 +68,10 @@ func BenchmarkSerialRead(b *testing.B) {
 	go srv.Serve(l)
 	defer srv.Close()
 	addr := l.Addr().String()
+	if ext := os.Getenv("FARMEM_BENCH_NODE"); ext != "" {
+		// A memnode in another process (farmem memnode), as in farmem bench.
+		addr = ext
+	}
 	b.Run("raw", func(b *testing.B) {
 		rtt, err := RawRTT(context.Background(), addr, "raw", nil, b.N)
 		if err != nil {
@@ -97,8 +103,8 @@ func BenchmarkSerialRead(b *testing.B) {
 			c.Reset()
 			s.Submit(ctx, c)
 			<-c.Done
-			if c.Err != nil || c.Pages[0].Err != nil {
-				b.Fatal(c.FirstErr())
+			if err := c.FirstErr(); err != nil {
+				b.Fatal(err)
 			}
 		}
 		b.ReportMetric(float64(time.Since(t0).Nanoseconds())/float64(b.N), "ns/rtt")

@@ -31,6 +31,7 @@ type conn struct {
 	queue   []byte
 	spare   []byte
 	writing bool
+	armed   time.Time // when the write deadline was last pushed forward
 
 	mu      sync.Mutex
 	pending map[uint64]*req
@@ -125,9 +126,7 @@ func (c *conn) send(r *req) error {
 		buf := c.queue
 		c.queue = c.spare[:0]
 		c.wmu.Unlock()
-		if t := c.n.s.cfg.IOTimeout; t > 0 {
-			c.nc.SetWriteDeadline(time.Now().Add(t))
-		}
+		c.armWriteDeadline()
 		_, err := c.nc.Write(buf)
 		c.wmu.Lock()
 		if cap(buf) <= 1<<20 {
@@ -146,6 +145,23 @@ func (c *conn) send(r *req) error {
 	c.writing = false
 	c.wmu.Unlock()
 	return nil
+}
+
+// armWriteDeadline keeps a write deadline of about IOTimeout ahead; the
+// writing role (c.writing) must be held. Setting a deadline on every write
+// would add a runtime timer update per request, which can wake an idle
+// thread's network poller (a cross-CPU wake-up per request), so the
+// deadline is pushed forward only when a quarter of the timeout has passed:
+// a stuck write then fails after between 3/4 of IOTimeout and all of it.
+func (c *conn) armWriteDeadline() {
+	t := c.n.s.cfg.IOTimeout
+	if t <= 0 {
+		return
+	}
+	if now := time.Now(); now.Sub(c.armed) >= t/4 {
+		c.armed = now
+		c.nc.SetWriteDeadline(now.Add(t))
+	}
 }
 
 // remove takes request id off the pending list; it reports whether it was
