@@ -246,7 +246,7 @@ func verify(img []byte, chk func(*journal.Journals) error, recCrash bool, res *R
 	if err != nil {
 		return fmt.Errorf("%w: open: %v", ErrViolation, err)
 	}
-	j, _, err := journal.Open(p, journal.Options{})
+	j, _, err := journal.Open(p, journal.Options{BeginTimeout: 100 * time.Millisecond})
 	if err != nil {
 		return fmt.Errorf("%w: recovery: %v", ErrViolation, err)
 	}
@@ -260,21 +260,29 @@ func verify(img []byte, chk func(*journal.Journals) error, recCrash bool, res *R
 			return fmt.Errorf("after a crash during recovery: %w", err)
 		}
 	}
-	// The recovered pool must take new transactions.
-	tx, err := j.Begin(journal.Redo)
-	if err != nil {
-		return fmt.Errorf("%w: begin after recovery: %v", ErrViolation, err)
-	}
+	// The recovered pool must keep taking transactions: more of them than
+	// there are journals, in both modes, so that journals must be recycled
+	// (which needs the watermark to advance past every id seen before).
 	r, err := p.Root()
 	if err != nil {
 		return fmt.Errorf("%w: root after recovery: %v", ErrViolation, err)
 	}
 	cur := bytes.Clone(p.Mem()[r.Off : r.Off+8])
-	if err := tx.Write(r.Off, cur); err != nil {
-		return fmt.Errorf("%w: write after recovery: %v", ErrViolation, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("%w: commit after recovery: %v", ErrViolation, err)
+	for i := 0; i < 3*journals; i++ {
+		mode := journal.Redo
+		if i%4 == 3 {
+			mode = journal.Undo
+		}
+		tx, err := j.Begin(mode)
+		if err != nil {
+			return fmt.Errorf("%w: begin %d after recovery: %v", ErrViolation, i, err)
+		}
+		if err := tx.Write(r.Off, cur); err != nil {
+			return fmt.Errorf("%w: write after recovery: %v", ErrViolation, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("%w: commit after recovery: %v", ErrViolation, err)
+		}
 	}
 	return nil
 }

@@ -171,7 +171,6 @@ func (j *Journals) recover() (Recovery, error) {
 		rec.RolledBack++
 	}
 	sort.Slice(redo, func(a, b int) bool { return redo[a].Header.ID < redo[b].Header.ID })
-	newW := w
 	for _, inf := range redo {
 		_, jb := j.journal(inf.Index)
 		es, err := DecodeEntries(jb[HeaderSize:], inf.Header.Count, inf.Header.Used, 0, j.h.Size)
@@ -182,11 +181,15 @@ func (j *Journals) recover() (Recovery, error) {
 			copy(mem[e.Off:], e.Data)
 			j.p.Flush(e.Off, uint64(len(e.Data)))
 		}
-		newW = inf.Header.ID
 		rec.Replayed++
 	}
 	if len(undo) == 0 && len(redo) == 0 {
-		j.nextID, j.wMem, j.wWritten = maxID+1, w, w
+		// Every id up to maxID is resolved (replayed, rolled back, stale or
+		// torn), so the watermark may pass all of them; the next round
+		// writes it. Stopping at w would leave W below ids that no
+		// transaction will ever complete again (an undo id, say), and
+		// journals would never be recycled.
+		j.nextID, j.wMem, j.wWritten = maxID+1, maxID, w
 		rec.NextID = j.nextID
 		return rec, nil
 	}
@@ -194,8 +197,8 @@ func (j *Journals) recover() (Recovery, error) {
 		return rec, err
 	}
 	// The replayed and rolled-back state is durable; now retire the journals.
-	if newW != w {
-		le.PutUint64(mem[pmem.WatermarkOff:], newW)
+	if maxID != w {
+		le.PutUint64(mem[pmem.WatermarkOff:], maxID)
 		j.p.Flush(pmem.WatermarkOff, 8)
 	}
 	for _, inf := range undo {
@@ -206,7 +209,7 @@ func (j *Journals) recover() (Recovery, error) {
 	if err := j.p.Fence(); err != nil {
 		return rec, err
 	}
-	j.nextID, j.wMem, j.wWritten = maxID+1, newW, newW
+	j.nextID, j.wMem, j.wWritten = maxID+1, maxID, maxID
 	rec.NextID = j.nextID
 	return rec, nil
 }
@@ -397,6 +400,7 @@ func (j *Journals) Sync() error {
 // runs persist rounds while there is work for them and otherwise waits for
 // concurrent committers to finish applying.
 func (j *Journals) syncThrough(target uint64) error {
+	start := time.Now()
 	for spins := 0; ; spins++ {
 		if j.failed.Load() {
 			return ErrFailed
@@ -423,7 +427,12 @@ func (j *Journals) syncThrough(target uint64) error {
 			}
 			continue
 		}
-		// A committer holds an id <= target but has not applied yet.
+		// A committer holds an id <= target but has not applied yet; that
+		// takes microseconds. Waiting for ever would hide a broken
+		// invariant as a hang, so give up loudly after a long while.
+		if waited := time.Since(start); waited > 10*time.Second {
+			return fmt.Errorf("%w: watermark stalled at %d below %d for %v", ErrFailed, j.wMem, target, waited)
+		}
 		time.Sleep(time.Duration(min(spins+1, 50)) * time.Microsecond)
 	}
 }

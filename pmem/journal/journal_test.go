@@ -275,3 +275,38 @@ func TestCoalescingConcurrent(t *testing.T) {
 		})
 	}
 }
+
+// TestRecoveryAdvancesWatermark recovers an image whose newest id belongs to
+// a finished undo transaction (above the durable watermark), then commits
+// many more transactions than there are journals: recovery must let the
+// watermark pass every id it saw, or journals would never be recycled.
+func TestRecoveryAdvancesWatermark(t *testing.T) {
+	sim, j := newSimJournals(t, 2, 512, Options{})
+	off := heap(j)
+	u, _ := j.Begin(Undo)
+	u.Write(off+64, []byte("u"))
+	if err := u.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	img, _ := sim.CrashClone(nil)
+	p, _ := pmem.OpenMem(img, pmem.NewSim(img), "jt")
+	j2, rec, err := Open(p, Options{BeginTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recovery %+v", rec)
+	for i := 0; i < 12; i++ {
+		mode := Redo
+		if i%3 == 2 {
+			mode = Undo
+		}
+		tx, err := j2.Begin(mode)
+		if err != nil {
+			t.Fatalf("tx %d after recovery: %v", i, err)
+		}
+		tx.Write(off, []byte{byte(i)})
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -41,7 +41,9 @@ func killWriter(path string) error {
 	if err != nil {
 		return err
 	}
-	j, _, err := Open(p, Options{Coalesce: true})
+	// A short BeginTimeout: a writer that stops recycling journals after a
+	// recovery fails (and exits) well before it is killed.
+	j, _, err := Open(p, Options{Coalesce: true, BeginTimeout: 10 * time.Millisecond})
 	if err != nil {
 		return err
 	}
@@ -148,9 +150,14 @@ func TestKillRecover(t *testing.T) {
 			cmd.Wait()
 			t.Fatalf("round %d: writer did not start: %v", round, err)
 		}
-		time.Sleep(time.Duration(5+rng.IntN(60)) * time.Millisecond)
+		time.Sleep(time.Duration(30+rng.IntN(60)) * time.Millisecond)
 		cmd.Process.Kill()
 		cmd.Wait()
+		// The writer must have been alive and well when it was killed: an
+		// exit of its own means it failed (e.g. ran out of journals).
+		if st := cmd.ProcessState; st.Exited() {
+			t.Fatalf("round %d: writer exited by itself with status %d", round, st.ExitCode())
+		}
 
 		p, err := pmem.Open(path, pmem.OpenOptions{Layout: "killtest", Mode: pmem.ModeMsync})
 		if err != nil {
