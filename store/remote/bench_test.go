@@ -52,7 +52,8 @@ func BenchmarkNodeThroughput(b *testing.B) {
 }
 
 // BenchmarkSerialRead compares one synchronous single-page read through the
-// full client (pool, pipelining, reader goroutine) with RawRTT's bare
+// full client (Submit then wait, woken by a reader goroutine; and Do, where
+// the caller reads its own reply) with RawRTT's bare
 // request/response on one connection: the ratio of the two is the client's
 // overhead over the physical round trip. FARMEM_BENCH_NODE=host:port runs it
 // against a memnode in another process instead of an embedded one.
@@ -96,17 +97,27 @@ func BenchmarkSerialRead(b *testing.B) {
 			b.Fatal(err)
 		}
 		c := &store.Call{Op: store.OpRead, Pages: pg, Done: make(chan *store.Call, 1)}
-		b.ReportAllocs()
-		b.ResetTimer()
-		t0 := time.Now()
-		for i := 0; i < b.N; i++ {
-			c.Reset()
-			s.Submit(ctx, c)
-			<-c.Done
-			if err := c.FirstErr(); err != nil {
-				b.Fatal(err)
-			}
+		for _, mode := range []string{"submit", "do"} {
+			b.Run(mode, func(b *testing.B) {
+				b.ReportAllocs()
+				b.ResetTimer()
+				t0 := time.Now()
+				for i := 0; i < b.N; i++ {
+					c.Reset()
+					var err error
+					if mode == "do" {
+						err = s.Do(ctx, c)
+					} else {
+						s.Submit(ctx, c)
+						<-c.Done
+						err = c.FirstErr()
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(time.Since(t0).Nanoseconds())/float64(b.N), "ns/rtt")
+			})
 		}
-		b.ReportMetric(float64(time.Since(t0).Nanoseconds())/float64(b.N), "ns/rtt")
 	})
 }

@@ -17,6 +17,7 @@ type callState struct {
 	call      *store.Call
 	ctx       context.Context
 	remaining atomic.Int32
+	finished  atomic.Bool // set just before the call is sent on Done
 	stop      func() bool // stops the context watcher
 
 	errMu sync.Mutex
@@ -49,6 +50,7 @@ func (cs *callState) dec() {
 		cs.call.Err = cs.err
 	}
 	cs.errMu.Unlock()
+	cs.finished.Store(true)
 	cs.call.Done <- cs.call
 }
 

@@ -1,13 +1,11 @@
 package remote
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/farmem/farmem/internal/wire"
@@ -15,9 +13,10 @@ import (
 )
 
 // conn is one TCP connection to a memnode. Any number of goroutines send
-// requests on it (each frame written whole under wmu); one reader goroutine
-// matches replies to pending requests by id, so many requests are in flight
-// at once and replies may come in any order.
+// requests on it (each frame written whole, concurrent writes combined);
+// one reader at a time (a synchronous caller or a background goroutine, see
+// read.go) matches replies to pending requests by id, so many requests are
+// in flight at once and replies may come in any order.
 type conn struct {
 	n       *node
 	nc      net.Conn
@@ -37,6 +36,9 @@ type conn struct {
 	pending map[uint64]*req
 	nextID  uint64
 	err     error // set once the connection failed; no request is accepted after
+
+	lastUse atomic.Int64 // unix nanoseconds of the latest send
+	rd      readSide     // see read.go
 }
 
 // dial connects to the node and performs the handshake.
@@ -90,8 +92,7 @@ func (n *node) dial(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("%w: memnode %s welcome has page size %d, max body %d", ErrProtocol, n.addr, c.welcome.PageSize, c.welcome.MaxBody)
 	}
 	nc.SetDeadline(time.Time{})
-	n.s.wg.Add(1)
-	go c.readLoop()
+	c.initRead()
 	return c, nil
 }
 
@@ -114,6 +115,7 @@ func (c *conn) send(r *req) error {
 	r.id, r.c = c.nextID, c
 	c.pending[r.id] = r
 	c.mu.Unlock()
+	c.lastUse.Store(time.Now().UnixNano())
 
 	c.wmu.Lock()
 	c.queue = r.encode(c.queue)
@@ -191,49 +193,5 @@ func (c *conn) fail(err error) {
 	c.nc.Close()
 	for _, r := range pending {
 		r.fail(err)
-	}
-}
-
-func (c *conn) readLoop() {
-	defer c.n.s.wg.Done()
-	br := bufio.NewReaderSize(c.nc, 64<<10)
-	var hdr [wire.HeaderSize]byte
-	buf := make([]byte, 0, 64<<10)
-	maxBody := c.welcome.MaxBody + 4 + wire.MaxErrorMsg
-	for {
-		h, body, err := wire.ReadFrame(br, &hdr, buf, maxBody)
-		if cap(body) > cap(buf) {
-			buf = body[:0]
-		}
-		if err != nil {
-			if c.n.s.closed.Load() {
-				err = errClosed
-			} else if errors.Is(err, wire.ErrBadFrame) || errors.Is(err, wire.ErrBadVersion) || errors.Is(err, wire.ErrTooLarge) {
-				err = fmt.Errorf("%w: memnode %s: %w: %w", ErrProtocol, c.n.addr, store.ErrUnavailable, err)
-			} else {
-				err = fmt.Errorf("remote: connection to memnode %s: %w: %w", c.n.addr, store.ErrUnavailable, err)
-			}
-			c.fail(err)
-			return
-		}
-		c.mu.Lock()
-		r := c.pending[h.ID]
-		delete(c.pending, h.ID)
-		c.mu.Unlock()
-		if r == nil {
-			// The request was canceled: the late answer is discarded.
-			continue
-		}
-		if err := r.complete(h, body); err != nil {
-			c.fail(fmt.Errorf("%w: memnode %s: %w: %w", ErrProtocol, c.n.addr, store.ErrUnavailable, err))
-			return
-		}
-		if br.Buffered() == 0 {
-			// Completing r made its caller runnable on this thread's P.
-			// Yield so that it runs here at once, instead of an idle
-			// thread being woken to steal it (a cross-CPU wake-up that
-			// costs more than the whole round trip on a VM).
-			runtime.Gosched()
-		}
 	}
 }

@@ -2,9 +2,12 @@ package remote
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/farmem/farmem/store"
 )
 
 // node is one memnode and its pool of connections.
@@ -35,7 +38,10 @@ func (n *node) get(ctx context.Context) (*conn, error) {
 	start := n.rr.Add(1)
 	sl := &n.slots[start%k]
 	if c := sl.c.Load(); c != nil && c.healthy() {
-		return c, nil
+		if !c.stale() {
+			return c, nil
+		}
+		c.fail(fmt.Errorf("remote: memnode %s closed an idle connection: %w", n.addr, store.ErrUnavailable))
 	}
 	c, err := n.redial(ctx, sl)
 	if err == nil {

@@ -193,6 +193,70 @@ func (s *Store) Submit(ctx context.Context, c *store.Call) {
 	}
 }
 
+// Do submits c and waits for it, returning c.FirstErr(), like store.Do; a
+// nil c.Done is replaced by a new buffered channel. When the whole call fits
+// one frame to one node and nobody is reading that connection, the calling
+// goroutine reads the reply itself (see read.go), which keeps a goroutine
+// hand-off off the latency-critical path of a fault. Other calls go through
+// Submit.
+func (s *Store) Do(ctx context.Context, c *store.Call) error {
+	if c.Done == nil {
+		c.Done = make(chan *store.Call, 1)
+	}
+	n := s.singleFrame(c)
+	if n == nil || ctx.Err() != nil || s.closed.Load() {
+		s.Submit(ctx, c)
+		<-c.Done
+		return c.FirstErr()
+	}
+	store.CheckDone(c)
+	cs := &callState{call: c, ctx: ctx}
+	cs.remaining.Store(1)
+	r := cs.newReq(n, nil, 0, len(c.Pages))
+	s.send(ctx, r, true)
+	cn := r.c
+	if ctx.Done() != nil {
+		cs.stop = context.AfterFunc(ctx, func() {
+			cs.cancel()
+			if cn != nil {
+				cn.interruptOwner(cs)
+			}
+		})
+	}
+	reading := cn != nil && cn.takeRead(cs)
+	if cn != nil && !reading {
+		cn.ensureReader()
+	}
+	cs.dec() // the dispatch hold
+	if reading {
+		cn.readUntilDone(cs)
+	}
+	<-c.Done
+	return c.FirstErr()
+}
+
+// singleFrame returns the node of a call that is valid and fits one frame to
+// one node, or nil.
+func (s *Store) singleFrame(c *store.Call) *node {
+	if len(c.Pages) == 0 || c.Op < store.OpRead || c.Op > store.OpFree {
+		return nil
+	}
+	o := nodeOf(uint64(c.Pages[0].ID), len(s.nodes))
+	n := s.nodes[o]
+	if len(c.Pages) > n.maxPages {
+		return nil
+	}
+	for i := range c.Pages {
+		if c.Op != store.OpFree && len(c.Pages[i].Data) != s.cfg.PageSize {
+			return nil
+		}
+		if i > 0 && len(s.nodes) > 1 && nodeOf(uint64(c.Pages[i].ID), len(s.nodes)) != o {
+			return nil
+		}
+	}
+	return n
+}
+
 // dispatchGrouped sorts the call's valid pages by node (a counting sort into
 // one index slice) and dispatches each node's share.
 func (s *Store) dispatchGrouped(ctx context.Context, cs *callState, skipBad bool) {
@@ -234,13 +298,13 @@ func (s *Store) dispatch(ctx context.Context, cs *callState, n *node, idx []int3
 		end := min(hi, lo+n.maxPages)
 		r := cs.newReq(n, idx, lo, end)
 		lo = end
-		s.send(ctx, r)
+		s.send(ctx, r, false)
 	}
 }
 
 // send puts r on a connection of its node, retrying once on another
 // connection if the first turns out to have failed.
-func (s *Store) send(ctx context.Context, r *req) {
+func (s *Store) send(ctx context.Context, r *req, sync bool) {
 	var err error
 	for try := 0; try < 2; try++ {
 		var c *conn
@@ -248,6 +312,9 @@ func (s *Store) send(ctx context.Context, r *req) {
 			break
 		}
 		if err = c.send(r); err == nil {
+			if !sync {
+				c.ensureReader()
+			}
 			return
 		}
 	}
@@ -306,6 +373,7 @@ func (n *node) statOnce(ctx context.Context) (wire.Stat, error) {
 	if err := c.send(r); err != nil {
 		return wire.Stat{}, err
 	}
+	c.ensureReader()
 	select {
 	case err := <-r.statDone:
 		return r.stat, err
