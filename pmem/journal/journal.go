@@ -65,6 +65,7 @@ type Journals struct {
 	// rounds touch.
 	flushMu  sync.Mutex
 	wWritten uint64              // watermark value last made durable
+	wWord    uint64              // watermark value in the word (flushed, maybe not yet fenced)
 	durable  map[uint64]struct{} // ids whose effects are durable, above wMem
 	wMem     uint64              // every id <= wMem is durable
 	retiring []retired           // applied redo journals waiting for the watermark
@@ -189,7 +190,7 @@ func (j *Journals) recover() (Recovery, error) {
 		// writes it. Stopping at w would leave W below ids that no
 		// transaction will ever complete again (an undo id, say), and
 		// journals would never be recycled.
-		j.nextID, j.wMem, j.wWritten = maxID+1, maxID, w
+		j.nextID, j.wMem, j.wWritten, j.wWord = maxID+1, maxID, w, w
 		rec.NextID = j.nextID
 		return rec, nil
 	}
@@ -209,7 +210,7 @@ func (j *Journals) recover() (Recovery, error) {
 	if err := j.p.Fence(); err != nil {
 		return rec, err
 	}
-	j.nextID, j.wMem, j.wWritten = maxID+1, maxID, maxID
+	j.nextID, j.wMem, j.wWritten, j.wWord = maxID+1, maxID, maxID, maxID
 	rec.NextID = j.nextID
 	return rec, nil
 }
@@ -326,40 +327,64 @@ func (j *Journals) markDurable(id uint64) {
 // durable by an earlier round, so that a crash that tears this round can
 // never persist the watermark without the homes it vouches for.
 func (j *Journals) persist(g []*Tx) error {
-	recs := j.applied.Swap(nil)
-	newW := j.wMem
-
-	// Each committer flushed its own journal body before sealing and its
-	// home ranges after applying (in parallel, on its own processor); the
-	// round flushes the sealed header lines and fences once.
+	r := j.beginRound()
 	for _, tx := range g {
 		j.p.Flush(tx.base, HeaderSize)
 	}
-	if newW > j.wWritten {
-		le.PutUint64(j.p.Mem()[pmem.WatermarkOff:], newW)
-		j.p.Flush(pmem.WatermarkOff, 8)
+	if err := j.fence(len(g) > 0); err != nil {
+		return err
 	}
+	j.endRound(r)
+	return nil
+}
+
+// round is what a persist round must remember across its fence.
+type round struct {
+	recs *appliedRec // applied ids whose homes the fence makes durable
+	w    uint64      // watermark value in the word (flushed) before the fence
+}
+
+// beginRound pops the applied ids and, if the watermark advanced, writes and
+// flushes the watermark word. flushMu is held.
+func (j *Journals) beginRound() round {
+	recs := j.applied.Swap(nil)
+	if j.wMem > j.wWord {
+		le.PutUint64(j.p.Mem()[pmem.WatermarkOff:], j.wMem)
+		j.p.Flush(pmem.WatermarkOff, 8)
+		j.wWord = j.wMem
+	}
+	return round{recs: recs, w: j.wWord}
+}
+
+// fence issues a round's one fence and counts it.
+func (j *Journals) fence(group bool) error {
 	j.rounds.Add(1)
-	if len(g) > 0 {
+	if group {
 		j.groups.Add(1)
 	}
 	if err := j.p.Fence(); err != nil {
 		j.failed.Store(true)
 		return fmt.Errorf("%w: %v", ErrFailed, err)
 	}
-	j.wWritten = max(j.wWritten, newW)
+	return nil
+}
 
-	for r := recs; r != nil; r = r.next {
-		j.markDurable(r.id)
-		j.retiring = append(j.retiring, retired{idx: r.idx, id: r.id})
+// endRound runs after the round's fence returned: the watermark it carried
+// is durable, so are the homes of the ids it popped, and journals at or below
+// the durable watermark go back to the free list. flushMu is held.
+func (j *Journals) endRound(r round) {
+	j.wWritten = max(j.wWritten, r.w)
+	for a := r.recs; a != nil; a = a.next {
+		j.markDurable(a.id)
+		j.retiring = append(j.retiring, retired{idx: a.idx, id: a.id})
 	}
 	keep := j.retiring[:0]
 	freed := j.freed[:0]
-	for _, r := range j.retiring {
-		if r.id <= j.wWritten {
-			freed = append(freed, r.idx)
+	for _, rt := range j.retiring {
+		if rt.id <= j.wWritten {
+			freed = append(freed, rt.idx)
 		} else {
-			keep = append(keep, r)
+			keep = append(keep, rt)
 		}
 	}
 	j.retiring = keep
@@ -367,7 +392,6 @@ func (j *Journals) persist(g []*Tx) error {
 		j.free <- i
 	}
 	j.freed = freed
-	return nil
 }
 
 // Sync makes every committed transaction's home writes durable and advances
@@ -469,6 +493,10 @@ func (j *Journals) Close() error {
 // so a committer that ends up alone pays little over the uncoalesced path.
 func (j *Journals) commitRedo(tx *Tx) error {
 	if !j.opts.Coalesce {
+		// Alone: one round per commit. (Fencing outside the persist lock,
+		// so that committers fence in parallel, was tried: it made the
+		// watermark lag behind preempted committers, which cost extra sync
+		// rounds and a worse tail, for no throughput gain on two cores.)
 		j.flushMu.Lock()
 		j.mu.Lock()
 		j.sealLocked(tx)
