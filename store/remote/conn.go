@@ -37,12 +37,13 @@ type conn struct {
 	nextID  uint64
 	err     error // set once the connection failed; no request is accepted after
 
-	lastUse atomic.Int64 // unix nanoseconds of the latest send
-	rd      readSide     // see read.go
+	lastUse  atomic.Int64 // unix nanoseconds of the latest send
+	resident bool         // a reader goroutine always runs (the asynchronous pool)
+	rd       readSide     // see read.go
 }
 
 // dial connects to the node and performs the handshake.
-func (n *node) dial(ctx context.Context) (*conn, error) {
+func (n *node) dial(ctx context.Context, resident bool) (*conn, error) {
 	cfg := &n.s.cfg
 	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
@@ -69,7 +70,7 @@ func (n *node) dial(ctx context.Context) (*conn, error) {
 		nc.Close()
 		return nil, fmt.Errorf("remote: handshake with memnode %s: %w: %w", n.addr, store.ErrUnavailable, err)
 	}
-	c := &conn{n: n, nc: nc, pending: make(map[uint64]*req)}
+	c := &conn{n: n, nc: nc, pending: make(map[uint64]*req), resident: resident}
 	switch h.Type {
 	case wire.TError:
 		nc.Close()

@@ -30,25 +30,40 @@ type slot struct {
 	lastErr error
 }
 
-// get returns a healthy connection: the next slot's in round-robin order,
-// redialing it if it failed (unless it is backing off after a failed dial),
-// or else any other healthy one.
-func (n *node) get(ctx context.Context) (*conn, error) {
-	k := uint32(len(n.slots))
+// get returns a healthy connection of the asynchronous half of the pool
+// (connections with a resident reader goroutine), or with sync of the
+// synchronous half (connections read by their callers, see read.go): the
+// next slot's in round-robin order (for sync, preferably one that nobody
+// is reading), redialing it if it failed (unless it is backing off after a
+// failed dial), or else any other healthy one.
+func (n *node) get(ctx context.Context, sync bool) (*conn, error) {
+	slots := n.slots[:len(n.slots)/2]
+	if sync {
+		slots = n.slots[len(n.slots)/2:]
+	}
+	k := uint32(len(slots))
 	start := n.rr.Add(1)
-	sl := &n.slots[start%k]
+	if sync {
+		for i := uint32(0); i < k; i++ {
+			if c := slots[(start+i)%k].c.Load(); c != nil && c.idle() {
+				start += i
+				break
+			}
+		}
+	}
+	sl := &slots[start%k]
 	if c := sl.c.Load(); c != nil && c.healthy() {
 		if !c.stale() {
 			return c, nil
 		}
 		c.fail(fmt.Errorf("remote: memnode %s closed an idle connection: %w", n.addr, store.ErrUnavailable))
 	}
-	c, err := n.redial(ctx, sl)
+	c, err := n.redial(ctx, sl, !sync)
 	if err == nil {
 		return c, nil
 	}
 	for i := uint32(1); i < k; i++ {
-		if c := n.slots[(start+i)%k].c.Load(); c != nil && c.healthy() {
+		if c := slots[(start+i)%k].c.Load(); c != nil && c.healthy() {
 			return c, nil
 		}
 	}
@@ -58,7 +73,7 @@ func (n *node) get(ctx context.Context) (*conn, error) {
 // redial replaces the connection of sl, with exponential backoff between
 // failed dials so that a dead memnode costs callers a fast error, not a
 // dial timeout each.
-func (n *node) redial(ctx context.Context, sl *slot) (*conn, error) {
+func (n *node) redial(ctx context.Context, sl *slot, resident bool) (*conn, error) {
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
 	if c := sl.c.Load(); c != nil && c.healthy() {
@@ -70,7 +85,7 @@ func (n *node) redial(ctx context.Context, sl *slot) (*conn, error) {
 	if time.Now().Before(sl.retryAt) {
 		return nil, sl.lastErr
 	}
-	c, err := n.dial(ctx)
+	c, err := n.dial(ctx, resident)
 	if err != nil {
 		cfg := &n.s.cfg
 		sl.backoff = min(max(2*sl.backoff, cfg.MinBackoff), cfg.MaxBackoff)

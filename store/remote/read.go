@@ -12,15 +12,16 @@ import (
 	"github.com/farmem/farmem/store"
 )
 
-// The read side of a connection is a role held by at most one goroutine,
-// and only while requests are pending (a leader/followers arrangement). A
-// synchronous caller (Store.Do) that finds nobody reading takes the role
+// The read side of a connection is a role held by at most one goroutine. On
+// the connections of the asynchronous half of a node's pool (Submit) a
+// resident background goroutine holds it for the connection's life. On the
+// synchronous half (Store.Do) it is held only while requests are pending (a
+// leader/followers arrangement): a synchronous caller (Store.Do) that finds nobody reading takes the role
 // and reads its own reply, woken straight by the network poller as a bare
 // blocking client is; replies to other requests that arrive meanwhile are
 // dispatched by it too. When its own call is done it hands the role to a
-// background goroutine if requests are still pending, or drops it. An
-// asynchronous Submit that finds nobody reading starts that background
-// goroutine, which reads until nothing is pending. Without the caller
+// background goroutine if requests are still pending, or drops it; that
+// goroutine reads until nothing is pending. Without the caller
 // reading, every reply would cost a hand-off from a reader goroutine to the
 // caller: on a small VM a cross-CPU wake-up that adds a third to a loopback
 // round trip.
@@ -51,6 +52,18 @@ func (c *conn) initRead() {
 		buf:     make([]byte, 0, 64<<10),
 		maxBody: c.welcome.MaxBody + 4 + wire.MaxErrorMsg,
 	}
+	if c.resident {
+		c.mu.Lock()
+		c.startBackgroundLocked()
+		c.mu.Unlock()
+	}
+}
+
+// idle reports whether nobody reads c (a synchronous caller could).
+func (c *conn) idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.rd.active && c.err == nil
 }
 
 // ensureReader starts a background reader if requests are pending and
@@ -69,12 +82,13 @@ func (c *conn) startBackgroundLocked() {
 	go c.background()
 }
 
-// background reads until no request is pending or the connection fails.
+// background reads until the connection fails or, unless the connection is
+// resident, no request is pending.
 func (c *conn) background() {
 	defer c.n.s.wg.Done()
 	for {
 		c.mu.Lock()
-		if len(c.pending) == 0 || c.err != nil {
+		if (len(c.pending) == 0 && !c.resident) || c.err != nil {
 			c.rd.active = false
 			c.mu.Unlock()
 			return
@@ -214,7 +228,7 @@ var idleCheck = time.Second
 // stale reports whether c has been idle for a while and its peer has since
 // closed it.
 func (c *conn) stale() bool {
-	if time.Now().UnixNano()-c.lastUse.Load() < int64(idleCheck) {
+	if c.resident || time.Now().UnixNano()-c.lastUse.Load() < int64(idleCheck) {
 		return false
 	}
 	c.mu.Lock()

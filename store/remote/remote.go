@@ -34,9 +34,10 @@ type Config struct {
 	Token []byte
 	// PageSize must equal the memnodes' page size (default 4096).
 	PageSize int
-	// ConnsPerNode is the size of each node's connection pool (default 4).
-	// Every connection carries many requests at once; more connections
-	// spread the work over more server goroutines.
+	// ConnsPerNode is the size of each node's connection pool for Submit
+	// (default 4); Do has a second pool of the same size, dialed on first
+	// use. Every connection carries many requests at once; more
+	// connections spread the work over more server goroutines.
 	ConnsPerNode int
 	// DialTimeout bounds a dial plus handshake (default 5 s).
 	DialTimeout time.Duration
@@ -108,7 +109,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("%w: memnode %s listed twice", ErrConfig, addr)
 		}
 		seen[addr] = true
-		s.nodes = append(s.nodes, &node{s: s, index: i, addr: addr, slots: make([]slot, cfg.ConnsPerNode)})
+		s.nodes = append(s.nodes, &node{s: s, index: i, addr: addr, slots: make([]slot, 2*cfg.ConnsPerNode)})
 	}
 	errs := make([]error, len(s.nodes))
 	var wg sync.WaitGroup
@@ -116,7 +117,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := n.redial(ctx, &n.slots[0])
+			c, err := n.redial(ctx, &n.slots[0], true)
 			if err != nil {
 				errs[i] = err
 				return
@@ -308,7 +309,7 @@ func (s *Store) send(ctx context.Context, r *req, sync bool) {
 	var err error
 	for try := 0; try < 2; try++ {
 		var c *conn
-		if c, err = r.n.get(ctx); err != nil {
+		if c, err = r.n.get(ctx, sync); err != nil {
 			break
 		}
 		if err = c.send(r); err == nil {
@@ -365,7 +366,7 @@ func (s *Store) NodeStats(ctx context.Context) ([]NodeStat, error) {
 }
 
 func (n *node) statOnce(ctx context.Context) (wire.Stat, error) {
-	c, err := n.get(ctx)
+	c, err := n.get(ctx, false)
 	if err != nil {
 		return wire.Stat{}, err
 	}

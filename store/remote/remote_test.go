@@ -324,9 +324,9 @@ func TestReconnectAndEpoch(t *testing.T) {
 	}
 }
 
-// silentNode accepts one connection, answers the handshake, reads the first
-// request and holds it until released; then it answers that request (a late
-// answer) and every later read, with pages full of 0xEE.
+// silentNode accepts connections, answers their handshakes, reads the first
+// request of each and holds it until released; then it answers that request
+// (a late answer) and every later read, with pages full of 0xEE.
 func silentNode(t *testing.T) (addr string, release func()) {
 	addr, release, _ = silentNodeKill(t)
 	return addr, release
@@ -342,16 +342,11 @@ func silentNodeKill(t *testing.T) (addr string, release, kill func()) {
 	rel := make(chan struct{})
 	var once sync.Once
 	var wg sync.WaitGroup
-	accepted := make(chan net.Conn, 1)
-	wg.Add(1)
-	go func() {
+	var mu sync.Mutex
+	var conns []net.Conn
+	requested := make(chan struct{}, 1)
+	serve := func(nc net.Conn) {
 		defer wg.Done()
-		nc, err := l.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- nc
 		defer nc.Close()
 		var hdr [wire.HeaderSize]byte
 		if _, _, err := wire.ReadFrame(nc, &hdr, nil, 0); err != nil {
@@ -365,6 +360,10 @@ func silentNodeKill(t *testing.T) (addr string, release, kill func()) {
 				return
 			}
 			if first {
+				select {
+				case requested <- struct{}{}:
+				default:
+				}
 				<-rel
 			}
 			ids, _ := wire.ParseIDs(body)
@@ -376,12 +375,34 @@ func silentNodeKill(t *testing.T) (addr string, release, kill func()) {
 			wire.EndFrame(f, 0)
 			nc.Write(f)
 		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, nc)
+			mu.Unlock()
+			wg.Add(1)
+			go serve(nc)
+		}
 	}()
-	t.Cleanup(func() { once.Do(func() { close(rel) }); l.Close(); wg.Wait() })
-	kill = func() {
-		if nc, ok := <-accepted; ok {
+	closeAll := func() {
+		mu.Lock()
+		for _, nc := range conns {
 			nc.Close()
 		}
+		mu.Unlock()
+	}
+	t.Cleanup(func() { once.Do(func() { close(rel) }); l.Close(); closeAll(); wg.Wait() })
+	// kill waits until a request is held, then drops every connection.
+	kill = func() {
+		<-requested
+		closeAll()
 	}
 	return l.Addr().String(), func() { once.Do(func() { close(rel) }) }, kill
 }
