@@ -12,11 +12,22 @@
 //
 // # Connections
 //
-// Each node has a small pool of connections (Config.ConnsPerNode), used in
-// round-robin order. Every connection is multiplexed: callers write whole
-// request frames under a lock and return at once, and one reader goroutine
-// per connection matches replies to requests by request id, so any number of
-// requests are in flight per connection and replies may arrive in any order.
+// Each node has two small pools of connections (Config.ConnsPerNode each),
+// used in round-robin order. Every connection is multiplexed: callers write
+// whole request frames (concurrent writes are combined into one system
+// call) and replies are matched to requests by request id, so any number of
+// requests are in flight per connection and replies may arrive in any
+// order. On the pool that Submit uses, a resident reader goroutine per
+// connection reads the replies. On the pool that Do uses, nobody reads an
+// idle connection: the synchronous caller that sends on it reads its own
+// reply (a leader/followers arrangement, see read.go), so that a fault's
+// round trip costs what a bare blocking client's does, without a hand-off
+// between goroutines; replies for others that arrive meanwhile are
+// dispatched by it, and a goroutine takes over if some are still pending
+// when its own call is done. Before reusing a connection that has been idle
+// for a second, the client checks with a non-blocking peek that the memnode
+// has not closed it (after its idle timeout, say).
+//
 // A connection that fails (reset, protocol violation, write timeout) fails
 // every request pending on it with store.ErrUnavailable; the next call that
 // picks its slot redials, with exponential backoff between failed dials
@@ -28,7 +39,8 @@
 //
 // A Call's context bounds it: when the context ends, every frame still
 // pending is taken off its connection and the Call completes with an error
-// wrapping the context's error. A reply that arrives later finds no pending
+// wrapping the context's error (a caller reading its own reply is
+// interrupted between frames). A reply that arrives later finds no pending
 // request and is discarded, so the store never writes a caller's buffer
 // after the Call's completion.
 //
