@@ -317,11 +317,12 @@ func (j *Journals) markDurable(id uint64) {
 	}
 }
 
-// persist is one persist round: it flushes the journals of g (already
-// sealed with their headers), every applied home range not yet flushed and,
-// if it advanced, the watermark word, then issues one fence. Afterwards the
-// flushed homes count as durable and journals at or below the watermark that
-// this round made durable return to the free list. The caller holds flushMu.
+// persist is one persist round: it flushes the header lines of the sealed
+// journals of g (their bodies were flushed by their committers) and, if it
+// advanced, the watermark word, then issues one fence. Afterwards the homes
+// of the applied ids it popped count as durable (their committers flushed
+// them before pushing) and journals at or below the watermark that this
+// round made durable return to the free list. The caller holds flushMu.
 //
 // The watermark written in a round covers only ids whose homes were made
 // durable by an earlier round, so that a crash that tears this round can
@@ -461,9 +462,9 @@ func (j *Journals) syncThrough(target uint64) error {
 	}
 }
 
-// idle reports whether there is nothing for Sync to do: no applied homes
-// waiting for a flush, no journal waiting for the watermark, and the
-// watermark (which may lag harmlessly once no journal waits for it).
+// idle reports whether there is nothing for Sync to do: no applied id
+// waiting for a fence and no journal waiting for the watermark (the
+// watermark itself may lag harmlessly once no journal waits for it).
 func (j *Journals) idle() bool {
 	j.flushMu.Lock()
 	defer j.flushMu.Unlock()
