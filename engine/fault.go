@@ -80,6 +80,10 @@ loop:
 			i++
 			e.st.hits.Add(1)
 		case stZero, stStored:
+			if ent.state() == stStored && missAt.IsZero() {
+				// A fault's latency includes any reclaim it has to wait for.
+				missAt = time.Now()
+			}
 			f, ok := e.allocLocked()
 			if !ok {
 				if i > 0 {
@@ -111,7 +115,6 @@ loop:
 				e.pt[p] = makePTE(stLoading, f)
 				if b == nil {
 					b = e.getBatch(store.OpRead)
-					missAt = time.Now()
 				}
 				b.call.Pages = append(b.call.Pages, store.Page{ID: store.PageID(p), Data: e.frameData(f)})
 				b.frames = append(b.frames, f)

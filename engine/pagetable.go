@@ -32,7 +32,7 @@ func (s pageState) String() string {
 func makePTE(s pageState, frame uint32) pte { return pte(uint64(frame)<<8 | uint64(s)) }
 
 func (p pte) state() pageState { return pageState(p & 0xff) }
-func (p pte) frame() uint32     { return uint32(p >> 8) }
+func (p pte) frame() uint32    { return uint32(p >> 8) }
 
 // frameMeta is the DRAM bookkeeping of one frame.
 type frameMeta struct {

@@ -12,6 +12,9 @@ import (
 	"sort"
 
 	"github.com/spf13/cobra"
+
+	"github.com/farmem/farmem/internal/nodeproc"
+	"github.com/farmem/farmem/uffd"
 )
 
 var subcommands []func() *cobra.Command
@@ -36,6 +39,10 @@ func newRootCmd() *cobra.Command {
 }
 
 func main() {
+	// A memnode child of the bench (or of a test) runs here and never returns.
+	nodeproc.MaybeRun()
+	// So does the minimal userfaultfd handler that measures the bare fault.
+	uffd.MaybeRunHelper()
 	if err := newRootCmd().Execute(); err != nil {
 		// One line that names the problem, and a non-zero exit.
 		fmt.Fprintf(os.Stderr, "farmem: %v\n", err)

@@ -1,0 +1,529 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/farmem/farmem"
+	"github.com/farmem/farmem/internal/nodeproc"
+	"github.com/farmem/farmem/internal/size"
+	"github.com/farmem/farmem/store"
+	"github.com/farmem/farmem/store/remote"
+	"github.com/farmem/farmem/workload"
+	"github.com/farmem/farmem/workload/hist"
+)
+
+func init() { register(newBenchCmd) }
+
+// benchFlags are the flags of farmem bench; their names are a contract that
+// scripts rely on (docs/BENCH.md).
+type benchFlags struct {
+	workload, size, local, baselineLocal string
+	duration                             time.Duration
+	nodes                                []string
+	tokenFile, pattern, trace, mix, json string
+	seed                                 uint64
+	pageSize                             int
+	rttSamples                           int
+	noProgress, verify                   bool
+}
+
+func newBenchCmd() *cobra.Command {
+	var f benchFlags
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Run a workload on far memory and report throughput, fault latency and integrity",
+		Long: `Run a workload on a far-memory region and report throughput, fault latency
+against the raw TCP round trip, paging volume and integrity errors.
+
+Without --nodes it starts a memnode in a child process on a loopback TCP port
+(real TCP) and stops it at exit. Every byte read is checked against a shadow
+model of what was written. With --json the result is one JSON object
+(fields in docs/BENCH.md).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd.Context(), f, cmd.OutOrStdout()) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.workload, "workload", "zipf", "workload: "+strings.Join(workload.Names, ", "))
+	fl.StringVar(&f.size, "size", "256MiB", "region size (e.g. 256MiB, 1GiB)")
+	fl.StringVar(&f.local, "local", "25%", "local DRAM budget: a size, or a percentage of --size")
+	fl.StringVar(&f.baselineLocal, "baseline-local", "", "also run the same workload with this local budget (e.g. 100%) and report the slowdown")
+	fl.DurationVar(&f.duration, "duration", 10*time.Second, "length of the measured phase")
+	fl.StringSliceVar(&f.nodes, "nodes", nil, "memnode addresses host:port (default: an embedded memnode)")
+	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the memnodes' token")
+	fl.StringVar(&f.pattern, "pattern", "", "workload pattern (kv: a, b, c; pagewalk: sequential, strided, zipf, uniform)")
+	fl.StringVar(&f.trace, "trace", "", "trace file for --workload trace (format in docs/WORKLOADS.md)")
+	fl.StringVar(&f.mix, "mix", "", "read:write mix, e.g. 50:50 or 95:5 (default: the workload's)")
+	fl.Uint64Var(&f.seed, "seed", 1, "seed of every random choice")
+	fl.IntVar(&f.pageSize, "page-size", 4096, "page size in bytes")
+	fl.IntVar(&f.rttSamples, "rtt-samples", 2000, "round trips measured by the raw TCP reference client")
+	fl.StringVar(&f.json, "json", "", "write the result as JSON to FILE, or - for stdout")
+	fl.BoolVar(&f.noProgress, "no-progress", false, "never draw a progress bar")
+	fl.BoolVar(&f.verify, "verify", true, "after the run, read the whole region back and check every byte against the shadow")
+	return cmd
+}
+
+// Latency is a latency summary in microseconds.
+type Latency struct {
+	Count uint64  `json:"count"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	P999  float64 `json:"p999"`
+	Max   float64 `json:"max"`
+}
+
+// RTT is the raw round-trip reference in microseconds.
+type RTT struct {
+	Samples int     `json:"samples"`
+	P50     float64 `json:"p50"`
+	P99     float64 `json:"p99"`
+}
+
+// BenchErrors counts what went wrong; a healthy run has all zeros.
+type BenchErrors struct {
+	LostPages          uint64   `json:"lost_pages"`
+	ChecksumMismatches uint64   `json:"checksum_mismatches"`
+	Other              uint64   `json:"other"`
+	FirstErrors        []string `json:"first_errors,omitempty"`
+}
+
+// BenchConfig echoes the run's configuration.
+type BenchConfig struct {
+	SizeBytes    int64    `json:"size_bytes"`
+	LocalBytes   int64    `json:"local_bytes"`
+	LocalPct     float64  `json:"local_pct"`
+	PageSize     int      `json:"page_size"`
+	Nodes        []string `json:"nodes"`
+	EmbeddedNode bool     `json:"embedded_node"`
+	Pattern      string   `json:"pattern,omitempty"`
+	Mix          string   `json:"mix,omitempty"`
+	Seed         uint64   `json:"seed"`
+	DurationS    float64  `json:"duration_s"`
+	Trace        string   `json:"trace,omitempty"`
+	GOMAXPROCS   int      `json:"gomaxprocs"`
+}
+
+// Memory reports the client's memory against its target.
+type Memory struct {
+	PeakRSSBytes  int64 `json:"peak_rss_bytes"`
+	BudgetBytes   int64 `json:"budget_bytes"`
+	MetadataBytes int64 `json:"metadata_bytes"`
+	ShadowBytes   int64 `json:"shadow_bytes"`
+	// LimitBytes is budget + metadata + 64 MiB, the client RSS target.
+	LimitBytes int64 `json:"limit_bytes"`
+}
+
+// Baseline is the same workload run with another local budget.
+type Baseline struct {
+	LocalBytes int64   `json:"local_bytes"`
+	LocalPct   float64 `json:"local_pct"`
+	Ops        uint64  `json:"ops"`
+	OpsPerSec  float64 `json:"ops_per_sec"`
+	Faults     uint64  `json:"faults"`
+	// Slowdown is the baseline's ops/s divided by the main run's.
+	Slowdown float64 `json:"slowdown"`
+}
+
+// BenchResult is the JSON object of farmem bench --json.
+type BenchResult struct {
+	Workload         string      `json:"workload"`
+	Mode             string      `json:"mode"`
+	Config           BenchConfig `json:"config"`
+	Ops              uint64      `json:"ops"`
+	Reads            uint64      `json:"reads"`
+	Writes           uint64      `json:"writes"`
+	OpsPerSec        float64     `json:"ops_per_sec"`
+	DurationS        float64     `json:"duration_s"`
+	SetupS           float64     `json:"setup_s"`
+	VerifyS          float64     `json:"verify_s"`
+	Faults           uint64      `json:"faults"`
+	FaultBatches     uint64      `json:"fault_batches"`
+	Hits             uint64      `json:"hits"`
+	ZeroFills        uint64      `json:"zero_fills"`
+	FaultLatencyUS   Latency     `json:"fault_latency_us"`
+	RawRTTUS         RTT         `json:"raw_rtt_us"`
+	FaultToRTTP50    float64     `json:"fault_to_rtt_p50"`
+	BytesFetched     uint64      `json:"bytes_fetched"`
+	BytesWrittenBack uint64      `json:"bytes_written_back"`
+	Evictions        uint64      `json:"evictions"`
+	Memory           Memory      `json:"memory"`
+	Errors           BenchErrors `json:"errors"`
+	Baseline         *Baseline   `json:"baseline,omitempty"`
+}
+
+func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	sz, err := size.Parse(f.size)
+	if err != nil {
+		return fmt.Errorf("--size: %w", err)
+	}
+	if f.pageSize < 4096 || f.pageSize&(f.pageSize-1) != 0 {
+		return fmt.Errorf("--page-size %d: not a power of two of at least 4096", f.pageSize)
+	}
+	regionSize := int64(sz) / int64(f.pageSize) * int64(f.pageSize)
+	if regionSize < 64*int64(f.pageSize) {
+		return fmt.Errorf("--size %s: at least 64 pages are needed", f.size)
+	}
+	local, err := parseLocal(f.local, regionSize)
+	if err != nil {
+		return fmt.Errorf("--local: %w", err)
+	}
+	var baseLocal int64
+	if f.baselineLocal != "" {
+		if baseLocal, err = parseLocal(f.baselineLocal, regionSize); err != nil {
+			return fmt.Errorf("--baseline-local: %w", err)
+		}
+	}
+	if f.duration <= 0 {
+		return fmt.Errorf("--duration %v: must be positive", f.duration)
+	}
+	if f.rttSamples < 10 {
+		return fmt.Errorf("--rtt-samples %d: at least 10", f.rttSamples)
+	}
+	wcfg := workload.Config{
+		Name: f.workload, Size: regionSize, PageSize: f.pageSize, Pattern: f.pattern,
+		Seed: f.seed, Mix: f.mix, TracePath: f.trace,
+	}
+	// Validate the workload before any process starts.
+	if w, err := workload.New(wcfg); err != nil {
+		return err
+	} else {
+		w.Close()
+	}
+	var token []byte
+	if f.tokenFile != "" {
+		b, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return fmt.Errorf("--token-file: %w", err)
+		}
+		token = []byte(strings.TrimRight(string(b), "\r\n"))
+	}
+
+	res := &BenchResult{Workload: f.workload, Mode: "explicit"}
+	res.Config = BenchConfig{
+		SizeBytes: regionSize, LocalBytes: local, LocalPct: pct(local, regionSize), PageSize: f.pageSize,
+		Nodes: f.nodes, Pattern: f.pattern, Mix: f.mix, Seed: f.seed, DurationS: f.duration.Seconds(),
+		Trace: f.trace, GOMAXPROCS: gomaxprocs(),
+	}
+	nodes := f.nodes
+	if len(nodes) == 0 {
+		// Room for the region twice over (the baseline run uses a second
+		// namespace) and for the RTT probe.
+		capacity := uint64(regionSize)*2 + 16<<20
+		p, err := nodeproc.Start(nodeproc.Config{Capacity: capacity, PageSize: f.pageSize, Token: token, Stderr: os.Stderr})
+		if err != nil {
+			return fmt.Errorf("starting the embedded memnode: %w", err)
+		}
+		defer p.Stop(5 * time.Second)
+		nodes = []string{p.Addr()}
+		res.Config.Nodes = nodes
+		res.Config.EmbeddedNode = true
+	}
+
+	// The physical reference: a bare 4 KiB request/response on one TCP
+	// connection to the same memnode, with the least code possible.
+	rtt, err := remote.RawRTT(ctx, nodes[0], "farmem-bench-rtt-"+randomName(), token, f.rttSamples)
+	if err != nil {
+		return fmt.Errorf("raw RTT to %s: %w", nodes[0], err)
+	}
+	res.RawRTTUS = summarizeRTT(rtt)
+
+	run, err := benchRun(ctx, f, wcfg, nodes, token, regionSize, local, true)
+	if err != nil {
+		return err
+	}
+	run.fill(res)
+	if res.RawRTTUS.P50 > 0 {
+		res.FaultToRTTP50 = res.FaultLatencyUS.P50 / res.RawRTTUS.P50
+	}
+	if baseLocal > 0 {
+		b, err := benchRun(ctx, f, wcfg, nodes, token, regionSize, baseLocal, false)
+		if err != nil {
+			return fmt.Errorf("baseline run: %w", err)
+		}
+		res.Baseline = &Baseline{
+			LocalBytes: baseLocal, LocalPct: pct(baseLocal, regionSize),
+			Ops: b.ws.Ops, OpsPerSec: float64(b.ws.Ops) / b.elapsed.Seconds(), Faults: b.es.Faults,
+		}
+		if res.OpsPerSec > 0 {
+			res.Baseline.Slowdown = res.Baseline.OpsPerSec / res.OpsPerSec
+		}
+	}
+	res.Memory.PeakRSSBytes = peakRSS()
+	printBenchTable(out, res)
+	if f.json != "" {
+		if err := writeJSONTo(f.json, out, res); err != nil {
+			return err
+		}
+	}
+	if n := res.Errors.LostPages + res.Errors.ChecksumMismatches + res.Errors.Other; n > 0 {
+		return fmt.Errorf("bench: %d errors (lost pages %d, checksum mismatches %d, other %d)",
+			n, res.Errors.LostPages, res.Errors.ChecksumMismatches, res.Errors.Other)
+	}
+	return nil
+}
+
+// runOutcome is what one measured run produced.
+type runOutcome struct {
+	ws       workload.Stats
+	es       farmem.Stats
+	elapsed  time.Duration
+	setup    time.Duration
+	verify   time.Duration
+	lat      *hist.Histogram
+	batches  uint64
+	errs     BenchErrors
+	metadata int64
+	shadow   int64
+	local    int64
+}
+
+func (r *runOutcome) fill(res *BenchResult) {
+	res.Ops, res.Reads, res.Writes = r.ws.Ops, r.ws.Reads, r.ws.Writes
+	res.DurationS = r.elapsed.Seconds()
+	res.SetupS = r.setup.Seconds()
+	if r.elapsed > 0 {
+		res.OpsPerSec = float64(r.ws.Ops) / r.elapsed.Seconds()
+	}
+	res.Faults = r.es.Faults
+	res.FaultBatches = r.batches
+	res.Hits = r.es.Hits
+	res.ZeroFills = r.es.ZeroFills
+	res.FaultLatencyUS = summarize(r.lat)
+	res.BytesFetched = r.es.FetchedBytes
+	res.BytesWrittenBack = r.es.WrittenBackBytes
+	res.Evictions = r.es.Evictions
+	res.Errors = r.errs
+	res.VerifyS = r.verify.Seconds()
+	res.Memory = Memory{
+		BudgetBytes: r.local, MetadataBytes: r.metadata, ShadowBytes: r.shadow,
+		LimitBytes: r.local + r.metadata + 64<<20,
+	}
+}
+
+// benchRun opens a fresh region, sets the workload up, and runs the measured
+// phase for f.duration.
+func benchRun(ctx context.Context, f benchFlags, wcfg workload.Config, nodes []string, token []byte, regionSize, local int64, progress bool) (*runOutcome, error) {
+	out := &runOutcome{lat: new(hist.Histogram), local: local}
+	var measuring atomic.Bool
+	var batches atomic.Uint64
+	r, err := farmem.Open(ctx, farmem.Config{
+		Size: regionSize, Local: local, PageSize: f.pageSize, Nodes: nodes, Token: token,
+		Namespace: "farmem-bench-" + randomName(),
+		FaultObserver: func(pages int, d time.Duration) {
+			if measuring.Load() {
+				out.lat.RecordDuration(d)
+				batches.Add(1)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	w, err := workload.New(wcfg)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	out.shadow = w.ShadowBytes()
+	t0 := time.Now()
+	if err := w.Setup(ctx, r); err != nil {
+		return nil, fmt.Errorf("workload setup: %w", err)
+	}
+	out.setup = time.Since(t0)
+	before := r.Stats()
+
+	var bar *progressbar.ProgressBar
+	if progress && !f.noProgress && f.duration > 2*time.Second && term.IsTerminal(int(os.Stderr.Fd())) {
+		bar = progressbar.NewOptions64(f.duration.Milliseconds(),
+			progressbar.OptionSetWriter(os.Stderr),
+			progressbar.OptionSetDescription(fmt.Sprintf("%s %s", wcfg.Name, size.Format(uint64(regionSize)))),
+			progressbar.OptionShowElapsedTimeOnFinish(),
+			progressbar.OptionClearOnFinish(),
+			progressbar.OptionThrottle(100*time.Millisecond),
+		)
+	}
+	measuring.Store(true)
+	res, runErr := workload.Run(ctx, w, r, workload.RunOptions{
+		Duration:  f.duration,
+		MaxErrors: 1000,
+		Progress: func(p workload.Result) {
+			if bar != nil {
+				bar.Set64(p.Elapsed.Milliseconds())
+			}
+		},
+		ProgressInterval: 200 * time.Millisecond,
+	})
+	measuring.Store(false)
+	if bar != nil {
+		bar.Finish()
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return nil, fmt.Errorf("bench: %w", runErr)
+	}
+	out.elapsed = res.Elapsed
+	out.ws = res.Stats
+	after := r.Stats()
+	out.es = diffStats(before, after)
+	out.metadata = after.MetadataBytes
+	out.batches = batches.Load()
+	for _, e := range res.FirstErrors {
+		out.errs.count(e)
+	}
+	// Errors beyond the ones kept in detail count as "other".
+	if n := uint64(len(res.FirstErrors)); res.Errors > n {
+		out.errs.Other += res.Errors - n
+	}
+	out.addMismatches(res.Stats, "run")
+	if f.verify && ctx.Err() == nil {
+		t1 := time.Now()
+		vs, err := w.Verify(ctx, r)
+		if err != nil {
+			out.errs.count(fmt.Errorf("verify sweep: %w", err))
+		}
+		out.addMismatches(vs, "verify")
+		out.verify = time.Since(t1)
+	}
+	return out, nil
+}
+
+// addMismatches adds the shadow model's findings: reads of all zeros where
+// data was expected are lost pages, other wrong bytes checksum mismatches
+// that reached the application.
+func (r *runOutcome) addMismatches(s workload.Stats, phase string) {
+	r.errs.LostPages += s.Lost
+	r.errs.ChecksumMismatches += s.Mismatches - s.Lost
+	for _, m := range s.FirstMismatches() {
+		if len(r.errs.FirstErrors) < 8 {
+			r.errs.FirstErrors = append(r.errs.FirstErrors, phase+" mismatch: "+m.String())
+		}
+	}
+}
+
+func (e *BenchErrors) count(err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		e.LostPages++
+	case errors.Is(err, store.ErrCorrupt):
+		e.ChecksumMismatches++
+	default:
+		e.Other++
+	}
+	if len(e.FirstErrors) < 8 {
+		e.FirstErrors = append(e.FirstErrors, err.Error())
+	}
+}
+
+func diffStats(a, b farmem.Stats) farmem.Stats {
+	return farmem.Stats{
+		Hits: b.Hits - a.Hits, Faults: b.Faults - a.Faults, ZeroFills: b.ZeroFills - a.ZeroFills,
+		FetchedBytes: b.FetchedBytes - a.FetchedBytes, WrittenBackBytes: b.WrittenBackBytes - a.WrittenBackBytes,
+		Evictions: b.Evictions - a.Evictions, WriteBacks: b.WriteBacks - a.WriteBacks,
+		FetchErrors: b.FetchErrors - a.FetchErrors, WriteBackErrors: b.WriteBackErrors - a.WriteBackErrors,
+		DirectReclaims: b.DirectReclaims - a.DirectReclaims, Waits: b.Waits - a.Waits,
+		Frames: b.Frames, MetadataBytes: b.MetadataBytes,
+	}
+}
+
+// parseLocal reads a budget given as a size or as a percentage of the region.
+func parseLocal(s string, regionSize int64) (int64, error) {
+	if p, ok := strings.CutSuffix(strings.TrimSpace(s), "%"); ok {
+		v, err := strconv.ParseFloat(p, 64)
+		if err != nil || v <= 0 || v > 100 {
+			return 0, fmt.Errorf("%q: a percentage must be in (0, 100]", s)
+		}
+		return int64(float64(regionSize) * v / 100), nil
+	}
+	n, err := size.Parse(s)
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("%q: must be positive", s)
+	}
+	return int64(min(n, uint64(regionSize))), nil
+}
+
+func pct(a, b int64) float64 { return 100 * float64(a) / float64(b) }
+
+func randomName() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func summarize(h *hist.Histogram) Latency {
+	m := h.Summary().Micros()
+	return Latency{Count: m.Count, P50: m.P50, P90: m.P90, P99: m.P99, P999: m.P999, Max: m.Max}
+}
+
+func summarizeRTT(samples []time.Duration) RTT {
+	h := new(hist.Histogram)
+	for _, d := range samples {
+		h.RecordDuration(d)
+	}
+	l := summarize(h)
+	return RTT{Samples: len(samples), P50: l.P50, P99: l.P99}
+}
+
+func printBenchTable(w io.Writer, r *BenchResult) {
+	fmt.Fprintf(w, "workload            %s %s (%s)\n", r.Workload, r.Config.Pattern, r.Mode)
+	fmt.Fprintf(w, "region / local      %s / %s (%.1f%%), page %d B, nodes %s\n",
+		size.Format(uint64(r.Config.SizeBytes)), size.Format(uint64(r.Config.LocalBytes)), r.Config.LocalPct, r.Config.PageSize, strings.Join(r.Config.Nodes, ","))
+	fmt.Fprintf(w, "ops                 %d in %.2f s = %.0f ops/s (%d reads, %d writes; setup %.2f s)\n", r.Ops, r.DurationS, r.OpsPerSec, r.Reads, r.Writes, r.SetupS)
+	fmt.Fprintf(w, "faults              %d pages in %d fetches, %d hits, %d zero fills\n", r.Faults, r.FaultBatches, r.Hits, r.ZeroFills)
+	l := r.FaultLatencyUS
+	fmt.Fprintf(w, "fault latency µs    p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", l.P50, l.P90, l.P99, l.P999, l.Max)
+	fmt.Fprintf(w, "raw TCP RTT µs      p50 %.1f  p99 %.1f  (%d samples)\n", r.RawRTTUS.P50, r.RawRTTUS.P99, r.RawRTTUS.Samples)
+	fmt.Fprintf(w, "fault / RTT (p50)   %.2f\n", r.FaultToRTTP50)
+	fmt.Fprintf(w, "paging              fetched %s, written back %s, %d evictions\n",
+		size.Format(r.BytesFetched), size.Format(r.BytesWrittenBack), r.Evictions)
+	fmt.Fprintf(w, "client memory       peak RSS %s; budget %s + metadata %s + 64 MiB = %s\n",
+		size.Format(uint64(r.Memory.PeakRSSBytes)), size.Format(uint64(r.Memory.BudgetBytes)), size.Format(uint64(r.Memory.MetadataBytes)), size.Format(uint64(r.Memory.LimitBytes)))
+	if b := r.Baseline; b != nil {
+		fmt.Fprintf(w, "baseline            local %s (%.0f%%): %.0f ops/s; slowdown %.2fx\n", size.Format(uint64(b.LocalBytes)), b.LocalPct, b.OpsPerSec, b.Slowdown)
+	}
+	fmt.Fprintf(w, "errors              lost pages %d, checksum mismatches %d, other %d\n", r.Errors.LostPages, r.Errors.ChecksumMismatches, r.Errors.Other)
+	for _, e := range r.Errors.FirstErrors {
+		fmt.Fprintf(w, "  %s\n", e)
+	}
+}
+
+func writeJSONTo(dest string, stdout io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if dest == "-" {
+		_, err = stdout.Write(b)
+		return err
+	}
+	if err := os.WriteFile(dest, b, 0o644); err != nil {
+		return fmt.Errorf("--json: %w", err)
+	}
+	return nil
+}
