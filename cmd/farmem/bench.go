@@ -42,6 +42,7 @@ type benchFlags struct {
 	pageSize                             int
 	rttSamples                           int
 	noProgress, verify                   bool
+	mode                                 string
 }
 
 func newBenchCmd() *cobra.Command {
@@ -60,6 +61,7 @@ model of what was written. With --json the result is one JSON object
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd.Context(), f, cmd.OutOrStdout()) },
 	}
 	fl := cmd.Flags()
+	fl.StringVar(&f.mode, "mode", "explicit", "explicit (ReadAt/WriteAt on a Region) or transparent (a plain []byte mapped through the pager)")
 	fl.StringVar(&f.workload, "workload", "zipf", "workload: "+strings.Join(workload.Names, ", "))
 	fl.StringVar(&f.size, "size", "256MiB", "region size (e.g. 256MiB, 1GiB)")
 	fl.StringVar(&f.local, "local", "25%", "local DRAM budget: a size, or a percentage of --size")
@@ -175,6 +177,13 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	switch f.mode {
+	case "explicit":
+	case "transparent":
+		return runTransparentBench(ctx, f, out)
+	default:
+		return fmt.Errorf("--mode %q: want explicit or transparent", f.mode)
+	}
 	sz, err := size.Parse(f.size)
 	if err != nil {
 		return fmt.Errorf("--size: %w", err)
@@ -492,7 +501,7 @@ func summarizeRTT(samples []time.Duration) RTT {
 func printBenchTable(w io.Writer, r *BenchResult) {
 	fmt.Fprintf(w, "workload            %s %s (%s)\n", r.Workload, r.Config.Pattern, r.Mode)
 	fmt.Fprintf(w, "region / local      %s / %s (%.1f%%), page %d B, nodes %s\n",
-		size.Format(uint64(r.Config.SizeBytes)), size.Format(uint64(r.Config.LocalBytes)), r.Config.LocalPct, r.Config.PageSize, strings.Join(r.Config.Nodes, ","))
+		human(uint64(r.Config.SizeBytes)), human(uint64(r.Config.LocalBytes)), r.Config.LocalPct, r.Config.PageSize, strings.Join(r.Config.Nodes, ","))
 	fmt.Fprintf(w, "ops                 %d in %.2f s = %.0f ops/s (%d reads, %d writes; setup %.2f s)\n", r.Ops, r.DurationS, r.OpsPerSec, r.Reads, r.Writes, r.SetupS)
 	fmt.Fprintf(w, "faults              %d pages in %d fetches, %d hits, %d zero fills\n", r.Faults, r.FaultBatches, r.Hits, r.ZeroFills)
 	l := r.FaultLatencyUS
@@ -500,16 +509,30 @@ func printBenchTable(w io.Writer, r *BenchResult) {
 	fmt.Fprintf(w, "raw TCP RTT µs      p50 %.1f  p99 %.1f  (%d samples)\n", r.RawRTTUS.P50, r.RawRTTUS.P99, r.RawRTTUS.Samples)
 	fmt.Fprintf(w, "fault / RTT (p50)   %.2f\n", r.FaultToRTTP50)
 	fmt.Fprintf(w, "paging              fetched %s, written back %s, %d evictions\n",
-		size.Format(r.BytesFetched), size.Format(r.BytesWrittenBack), r.Evictions)
+		human(r.BytesFetched), human(r.BytesWrittenBack), r.Evictions)
 	fmt.Fprintf(w, "client memory       peak RSS %s; budget %s + metadata %s + 64 MiB = %s\n",
-		size.Format(uint64(r.Memory.PeakRSSBytes)), size.Format(uint64(r.Memory.BudgetBytes)), size.Format(uint64(r.Memory.MetadataBytes)), size.Format(uint64(r.Memory.LimitBytes)))
+		human(uint64(r.Memory.PeakRSSBytes)), human(uint64(r.Memory.BudgetBytes)), human(uint64(r.Memory.MetadataBytes)), human(uint64(r.Memory.LimitBytes)))
 	if b := r.Baseline; b != nil {
-		fmt.Fprintf(w, "baseline            local %s (%.0f%%): %.0f ops/s; slowdown %.2fx\n", size.Format(uint64(b.LocalBytes)), b.LocalPct, b.OpsPerSec, b.Slowdown)
+		fmt.Fprintf(w, "baseline            local %s (%.0f%%): %.0f ops/s; slowdown %.2fx\n", human(uint64(b.LocalBytes)), b.LocalPct, b.OpsPerSec, b.Slowdown)
 	}
 	fmt.Fprintf(w, "errors              lost pages %d, checksum mismatches %d, other %d\n", r.Errors.LostPages, r.Errors.ChecksumMismatches, r.Errors.Other)
 	for _, e := range r.Errors.FirstErrors {
 		fmt.Fprintf(w, "  %s\n", e)
 	}
+}
+
+// human formats a byte count for people, with one decimal.
+func human(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n), -1
+	for v >= unit && i < 4 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[i])
 }
 
 func writeJSONTo(dest string, stdout io.Writer, v any) error {
