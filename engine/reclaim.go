@@ -90,6 +90,43 @@ func (e *Engine) reclaimLocked(ctx context.Context, direct bool) (retry bool, er
 	return true, nil
 }
 
+// reclaimCleanLocked runs a short CLOCK pass that frees clean, unreferenced
+// pages at once (they need no I/O). It scans at most 4 × ReclaimBatch frames
+// and frees at most ReclaimBatch. It reports whether it passed over
+// unreferenced dirty pages, which only a write-back round can free.
+func (e *Engine) reclaimCleanLocked() (sawDirty bool) {
+	n := len(e.frames)
+	freed := 0
+	for scanned := 0; scanned < 4*e.cfg.ReclaimBatch && scanned < n && freed < e.cfg.ReclaimBatch; scanned++ {
+		f := uint32(e.hand)
+		if e.hand++; e.hand == n {
+			e.hand = 0
+		}
+		fm := &e.frames[f]
+		if !fm.used || fm.pins > 0 || e.pt[fm.page].state() != stResident {
+			continue
+		}
+		if fm.ref {
+			fm.ref = false
+			continue
+		}
+		if fm.dirty {
+			sawDirty = true
+			continue
+		}
+		if fm.inStore {
+			e.pt[fm.page] = makePTE(stStored, 0)
+		} else {
+			e.pt[fm.page] = makePTE(stZero, 0)
+		}
+		*fm = frameMeta{}
+		e.free = append(e.free, f)
+		freed++
+	}
+	e.st.evictions.Add(uint64(freed))
+	return sawDirty
+}
+
 // writeLocked writes b's pages to the store with e.mu released and the
 // reclaiming flag set, so that one write-back round runs at a time. The frames
 // being written are in the evicting state: nobody can pin or change them.
