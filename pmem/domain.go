@@ -11,14 +11,18 @@ const CacheLine = 64
 // the ranges it changed and Fence to wait for them.
 //
 // Contract: lines covered by a Flush become durable no later than the return
-// of a Fence on the same Domain that happens after the Flush in the Go
-// memory model, whichever goroutine issues it. Committers flush their own
-// journal bodies and home ranges on their own processors and a group-commit
-// leader fences for all of them. On x86 this is sound because CLWB and
-// CLFLUSHOPT are ordered not only by SFENCE but also by locked
-// read-modify-write instructions (Intel SDM vol. 2, CLWB), and every
-// happens-before edge between goroutines (mutex, channel, atomic) passes
-// through one; msync and the simulator are global by construction.
+// of a later Fence issued by the same goroutine. A Fence is not promised to
+// cover lines that other goroutines flushed: on x86, SFENCE orders only the
+// CLWB/CLFLUSHOPT instructions of the core that executes it, so a
+// group-commit leader must itself flush every line its fence is meant to
+// cover. It may flush lines that other goroutines stored to, once their
+// stores happen before its Flush in the Go memory model: CLWB writes a line
+// back from whichever cache in the coherence domain holds it. (A goroutine
+// that moves to another thread between its Flush and its Fence passes
+// through the Go scheduler's locked instructions and the kernel's context
+// switch, which order its flushes as they do for a migrated thread in C.)
+// msync and the simulator happen to be global, but callers must not rely
+// on that.
 // Stores that are not flushed may become durable at any time, in any order, at
 // cache-line granularity, or never. Flush and Fence are safe for concurrent
 // use. Offsets are relative to the start of the pool's memory.
@@ -31,7 +35,12 @@ type Domain interface {
 	Name() string
 }
 
-// counting wraps a Domain and counts flushes and fences for Stats.
+// counting wraps a Domain and counts flushes and fences for Stats. The
+// counters are bumped before a batch of flushes and after a fence, never
+// between a flush and the fence that follows it: an atomic add is a locked
+// instruction, and on x86 a locked instruction waits for the core's
+// outstanding CLWBs as SFENCE does, so a count between them would cost a
+// second write-back wait.
 type counting struct {
 	d       Domain
 	fences  atomic.Uint64
@@ -44,8 +53,9 @@ func (c *counting) Flush(off, n int) {
 }
 
 func (c *counting) Fence() error {
+	err := c.d.Fence()
 	c.fences.Add(1)
-	return c.d.Fence()
+	return err
 }
 
 // Stats counts the persistence operations a pool issued since it was opened.

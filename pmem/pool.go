@@ -226,7 +226,28 @@ func (p *Pool) Flush(off, n uint64) {
 	p.dom.Flush(int(off), int(n))
 }
 
-// Fence waits until everything flushed before it is durable.
+// Range is a byte range of a pool: Off, Len.
+type Range struct{ Off, Len uint64 }
+
+// FlushRanges starts write-back of every range in rs, as Flush does for
+// each, with one count for the batch (see counting: no locked instruction
+// runs between the flushes).
+func (p *Pool) FlushRanges(rs []Range) {
+	p.dom.flushes.Add(uint64(len(rs)))
+	for _, r := range rs {
+		off, n := r.Off, r.Len
+		if off >= uint64(len(p.mem)) || n == 0 {
+			continue
+		}
+		if n > uint64(len(p.mem))-off {
+			n = uint64(len(p.mem)) - off
+		}
+		p.dom.d.Flush(int(off), int(n))
+	}
+}
+
+// Fence waits until everything flushed before it by the calling goroutine
+// is durable (see Domain).
 func (p *Pool) Fence() error { return p.dom.Fence() }
 
 // Check returns ErrOutOfRange unless [off, off+n) lies inside the pool.

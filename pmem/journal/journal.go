@@ -72,6 +72,7 @@ type Journals struct {
 	// Buffers reused across persist rounds (guarded by flushMu).
 	freed        []int
 	sparePending []*Tx
+	flushBuf     []pmem.Range
 
 	// condMu/cond let followers sleep until the current round ends.
 	condMu  sync.Mutex
@@ -89,11 +90,14 @@ type retired struct {
 	id  uint64
 }
 
-// appliedRec is a node of the applied stack.
+// appliedRec is a node of the applied stack: a redo transaction whose
+// entries have been stored to their homes but not flushed. The persist
+// round that pops it flushes the homes itself, before its own fence.
 type appliedRec struct {
-	id   uint64
-	idx  int
-	next *appliedRec
+	id    uint64
+	idx   int
+	homes [][2]uint64 // (offset, length) of each home range
+	next  *appliedRec
 }
 
 func (j *Journals) pushApplied(r *appliedRec) {
@@ -317,21 +321,37 @@ func (j *Journals) markDurable(id uint64) {
 	}
 }
 
-// persist is one persist round: it flushes the header lines of the sealed
-// journals of g (their bodies were flushed by their committers) and, if it
-// advanced, the watermark word, then issues one fence. Afterwards the homes
-// of the applied ids it popped count as durable (their committers flushed
-// them before pushing) and journals at or below the watermark that this
-// round made durable return to the free list. The caller holds flushMu.
+// persist is one persist round. It flushes, on the calling goroutine, every
+// line its one fence is meant to make durable: the journals of g (body and
+// header, sealed by their committers), the home ranges of the applied ids
+// it pops, and the watermark word if it advanced. Afterwards the popped ids
+// count as durable, and journals at or below the watermark that this round
+// made durable return to the free list. The caller holds flushMu.
+//
+// Committers flush nothing themselves: SFENCE orders only the flushes of
+// the core that issues it, so the leader that fences must be the one that
+// flushed (see pmem.Domain). That also leaves one write-back wait per round
+// on the leader and none on the committers.
 //
 // The watermark written in a round covers only ids whose homes were made
 // durable by an earlier round, so that a crash that tears this round can
 // never persist the watermark without the homes it vouches for.
 func (j *Journals) persist(g []*Tx) error {
 	r := j.beginRound()
+	rs := j.flushBuf[:0]
 	for _, tx := range g {
-		j.p.Flush(tx.base, HeaderSize)
+		rs = append(rs, pmem.Range{Off: tx.base, Len: uint64(HeaderSize + tx.used)})
 	}
+	for a := r.recs; a != nil; a = a.next {
+		for _, h := range a.homes {
+			rs = append(rs, pmem.Range{Off: h[0], Len: h[1]})
+		}
+	}
+	if r.wFlush {
+		rs = append(rs, pmem.Range{Off: pmem.WatermarkOff, Len: 8})
+	}
+	j.p.FlushRanges(rs)
+	j.flushBuf = rs[:0]
 	if err := j.fence(len(g) > 0); err != nil {
 		return err
 	}
@@ -341,20 +361,22 @@ func (j *Journals) persist(g []*Tx) error {
 
 // round is what a persist round must remember across its fence.
 type round struct {
-	recs *appliedRec // applied ids whose homes the fence makes durable
-	w    uint64      // watermark value in the word (flushed) before the fence
+	recs   *appliedRec // applied ids whose homes the round flushes and fences
+	w      uint64      // watermark value in the word before the fence
+	wFlush bool        // the round wrote the watermark word and must flush it
 }
 
-// beginRound pops the applied ids and, if the watermark advanced, writes and
-// flushes the watermark word. flushMu is held.
+// beginRound pops the applied ids and, if the watermark advanced, writes the
+// watermark word (persist flushes it). flushMu is held.
 func (j *Journals) beginRound() round {
 	recs := j.applied.Swap(nil)
+	wFlush := false
 	if j.wMem > j.wWord {
 		le.PutUint64(j.p.Mem()[pmem.WatermarkOff:], j.wMem)
-		j.p.Flush(pmem.WatermarkOff, 8)
 		j.wWord = j.wMem
+		wFlush = true
 	}
-	return round{recs: recs, w: j.wWord}
+	return round{recs: recs, w: j.wWord, wFlush: wFlush}
 }
 
 // fence issues a round's one fence and counts it.
@@ -375,9 +397,12 @@ func (j *Journals) fence(group bool) error {
 // the durable watermark go back to the free list. flushMu is held.
 func (j *Journals) endRound(r round) {
 	j.wWritten = max(j.wWritten, r.w)
-	for a := r.recs; a != nil; a = a.next {
+	for a := r.recs; a != nil; {
+		next := a.next
 		j.markDurable(a.id)
 		j.retiring = append(j.retiring, retired{idx: a.idx, id: a.id})
+		a.next, a.homes = nil, nil
+		a = next
 	}
 	keep := j.retiring[:0]
 	freed := j.freed[:0]
@@ -589,11 +614,11 @@ func (j *Journals) sealLocked(tx *Tx) {
 	Header{State: StateRedo, ID: tx.id, Count: tx.count, Used: uint32(tx.used), BodyCRC: tx.bodyCRC}.encode(tx.jb)
 }
 
-// retire records a redo transaction whose homes have been written and
-// flushed; the next persist round parks its journal until the watermark
-// passes its id.
+// retire records a redo transaction whose homes have been written (not
+// flushed); the next persist round flushes them, and parks its journal until
+// the watermark passes its id.
 func (j *Journals) retire(tx *Tx) {
-	tx.arec = appliedRec{id: tx.id, idx: tx.idx}
+	tx.arec = appliedRec{id: tx.id, idx: tx.idx, homes: tx.homes}
 	j.pushApplied(&tx.arec)
 }
 

@@ -180,24 +180,23 @@ func (tx *Tx) Commit() error {
 	}
 }
 
-// prepareRedo checksums the journal body and flushes it, before the header
-// is sealed; only the header line is left for the commit round.
+// prepareRedo checksums the journal body before the header is sealed. The
+// commit round flushes body and header together (the body checksum tells a
+// torn body from a complete one).
 func (tx *Tx) prepareRedo() {
 	tx.bodyCRC = crc32.Checksum(tx.jb[HeaderSize:HeaderSize+tx.used], castagnoli)
-	tx.j.p.Flush(tx.base+HeaderSize, uint64(tx.used))
 }
 
-// apply copies the redo entries to their homes and flushes them; the next
-// persist round's fence makes them durable.
+// apply copies the redo entries to their homes. It does not flush them: the
+// next persist round flushes the homes of every applied transaction it pops,
+// on the goroutine that then fences (see Journals.persist).
 func (tx *Tx) apply() {
-	p := tx.j.p
-	mem := p.Mem()
+	mem := tx.j.p.Mem()
 	pos := HeaderSize
 	for i := uint32(0); i < tx.count; i++ {
 		off := le.Uint64(tx.jb[pos:])
 		n := int(le.Uint32(tx.jb[pos+8:]))
 		copy(mem[off:], tx.jb[pos+EntryHeaderSize:pos+EntryHeaderSize+n])
-		p.Flush(off, uint64(n))
 		pos += entrySize(n)
 	}
 }
