@@ -48,7 +48,12 @@ type Journals struct {
 	opts  Options
 	alloc *pmem.Allocator
 
-	free chan int // indices of free journals
+	// The free list: a stack of journal indices under its own mutex (a
+	// channel costs two runtime locks per transaction); freeSig wakes a
+	// Begin that found it empty.
+	freeMu  sync.Mutex
+	free    []int
+	freeSig chan struct{}
 
 	// mu guards the sequencer: the next id and the pending list.
 	mu      sync.Mutex
@@ -66,7 +71,8 @@ type Journals struct {
 	flushMu  sync.Mutex
 	wWritten uint64              // watermark value last made durable
 	wWord    uint64              // watermark value in the word (flushed, maybe not yet fenced)
-	durable  map[uint64]struct{} // ids whose effects are durable, above wMem
+	durRing  [durRingSize]bool   // durable ids in (wMem, wMem+durRingSize], by id % durRingSize
+	durable  map[uint64]struct{} // durable ids beyond the ring's window (rare)
 	wMem     uint64              // every id <= wMem is durable
 	retiring []retired           // applied redo journals waiting for the watermark
 	// Buffers reused across persist rounds (guarded by flushMu).
@@ -74,16 +80,24 @@ type Journals struct {
 	sparePending []*Tx
 	flushBuf     []pmem.Range
 
-	// condMu/cond let followers sleep until the current round ends.
-	condMu  sync.Mutex
-	cond    *sync.Cond
-	leading bool
+	// condMu/cond let followers sleep until the current round ends; the
+	// leader takes condMu only when someone sleeps.
+	condMu   sync.Mutex
+	cond     *sync.Cond
+	leading  atomic.Bool
+	sleepers atomic.Int32
 
 	failed atomic.Bool
 	closed atomic.Bool
 
 	txs, groups, rounds atomic.Uint64
 }
+
+// durRingSize bounds the ids above the watermark that markDurable tracks
+// without a map. Ids above W that are not yet durable each hold a journal,
+// so the window only overflows when undo transactions (whose ids are
+// durable at once) run far ahead of a slow redo committer.
+const durRingSize = 4096
 
 type retired struct {
 	idx int
@@ -120,7 +134,7 @@ func Open(p *pmem.Pool, o Options) (*Journals, Recovery, error) {
 		o.BeginTimeout = time.Second
 	}
 	h := p.Header()
-	j := &Journals{p: p, h: h, opts: o, free: make(chan int, h.Journals), durable: map[uint64]struct{}{}}
+	j := &Journals{p: p, h: h, opts: o, free: make([]int, 0, h.Journals), freeSig: make(chan struct{}, 1), durable: map[uint64]struct{}{}}
 	j.cond = sync.NewCond(&j.condMu)
 	rec, err := j.recover()
 	if err != nil {
@@ -129,8 +143,8 @@ func Open(p *pmem.Pool, o Options) (*Journals, Recovery, error) {
 	if j.alloc, err = pmem.NewAllocator(p); err != nil {
 		return nil, rec, err
 	}
-	for i := 0; i < int(h.Journals); i++ {
-		j.free <- i
+	for i := int(h.Journals) - 1; i >= 0; i-- {
+		j.free = append(j.free, i)
 	}
 	return j, rec, nil
 }
@@ -278,11 +292,44 @@ func (j *Journals) usable() error {
 	return nil
 }
 
-func (j *Journals) takeJournal() (int, error) {
+// tryTake pops a free journal, if any.
+func (j *Journals) tryTake() (int, bool) {
+	j.freeMu.Lock()
+	n := len(j.free)
+	if n == 0 {
+		j.freeMu.Unlock()
+		return 0, false
+	}
+	i := j.free[n-1]
+	j.free = j.free[:n-1]
+	j.freeMu.Unlock()
+	return i, true
+}
+
+// putFree returns journals to the free list and wakes a waiting Begin.
+func (j *Journals) putFree(idx ...int) {
+	j.freeMu.Lock()
+	j.free = append(j.free, idx...)
+	j.freeMu.Unlock()
+	j.signalFree()
+}
+
+func (j *Journals) signalFree() {
 	select {
-	case i := <-j.free:
-		return i, nil
+	case j.freeSig <- struct{}{}:
 	default:
+	}
+}
+
+func (j *Journals) freeCount() int {
+	j.freeMu.Lock()
+	defer j.freeMu.Unlock()
+	return len(j.free)
+}
+
+func (j *Journals) takeJournal() (int, error) {
+	if i, ok := j.tryTake(); ok {
+		return i, nil
 	}
 	// Journals may be waiting only for the watermark; a sync frees them.
 	if !j.idle() {
@@ -293,10 +340,19 @@ func (j *Journals) takeJournal() (int, error) {
 	t := time.NewTimer(j.opts.BeginTimeout)
 	defer t.Stop()
 	for {
-		select {
-		case i := <-j.free:
+		if i, ok := j.tryTake(); ok {
+			// One signal may stand for several freed journals: pass it on.
+			if j.freeCount() > 0 {
+				j.signalFree()
+			}
 			return i, nil
+		}
+		select {
+		case <-j.freeSig:
 		case <-t.C:
+			if i, ok := j.tryTake(); ok {
+				return i, nil
+			}
 			return 0, fmt.Errorf("%w (%v, %d journals)", ErrNoFreeJournal, j.opts.BeginTimeout, j.h.Journals)
 		case <-time.After(5 * time.Millisecond):
 			// Retire journals that the committers left behind meanwhile.
@@ -309,15 +365,29 @@ func (j *Journals) takeJournal() (int, error) {
 	}
 }
 
-// markDurable records that id's effects are durable; flushMu is held.
+// markDurable records that id's effects are durable and advances wMem over
+// every durable id; flushMu is held. An id within durRingSize above wMem
+// goes into the ring (its slot was cleared when wMem passed the id
+// durRingSize below it); a farther one into the map.
 func (j *Journals) markDurable(id uint64) {
-	j.durable[id] = struct{}{}
+	if id <= j.wMem {
+		return
+	}
+	if id-j.wMem <= durRingSize {
+		j.durRing[id%durRingSize] = true
+	} else {
+		j.durable[id] = struct{}{}
+	}
 	for {
-		if _, ok := j.durable[j.wMem+1]; !ok {
+		next := j.wMem + 1
+		if slot := &j.durRing[next%durRingSize]; *slot {
+			*slot = false
+		} else if _, ok := j.durable[next]; len(j.durable) > 0 && ok {
+			delete(j.durable, next)
+		} else {
 			return
 		}
-		delete(j.durable, j.wMem+1)
-		j.wMem++
+		j.wMem = next
 	}
 }
 
@@ -414,8 +484,8 @@ func (j *Journals) endRound(r round) {
 		}
 	}
 	j.retiring = keep
-	for _, i := range freed {
-		j.free <- i
+	if len(freed) > 0 {
+		j.putFree(freed...)
 	}
 	j.freed = freed
 }
@@ -550,10 +620,15 @@ func (j *Journals) commitRedo(tx *Tx) error {
 			runtime.Gosched()
 			continue
 		}
+		// Announce the sleep before checking leading; the leader clears
+		// leading before checking sleepers, so one of the two sees the
+		// other and no wake-up is lost.
 		j.condMu.Lock()
-		for j.leading && !tx.persisted.Load() {
+		j.sleepers.Add(1)
+		for j.leading.Load() && !tx.persisted.Load() {
 			j.cond.Wait()
 		}
+		j.sleepers.Add(-1)
 		j.condMu.Unlock()
 	}
 }
@@ -561,9 +636,7 @@ func (j *Journals) commitRedo(tx *Tx) error {
 // leadRound persists every pending journal with one fence; the caller holds
 // flushMu. With gather it first lets the group grow for up to MaxWait.
 func (j *Journals) leadRound(gather bool) {
-	j.condMu.Lock()
-	j.leading = true
-	j.condMu.Unlock()
+	j.leading.Store(true)
 	if gather && j.opts.MaxWait > 0 {
 		j.gather()
 	}
@@ -581,10 +654,12 @@ func (j *Journals) leadRound(gather bool) {
 	}
 	clear(g)
 	j.sparePending = g[:0]
-	j.condMu.Lock()
-	j.leading = false
-	j.cond.Broadcast()
-	j.condMu.Unlock()
+	j.leading.Store(false)
+	if j.sleepers.Load() > 0 {
+		j.condMu.Lock()
+		j.cond.Broadcast()
+		j.condMu.Unlock()
+	}
 }
 
 // gather lets the pending group grow for up to MaxWait, or until GroupSize
@@ -623,4 +698,4 @@ func (j *Journals) retire(tx *Tx) {
 }
 
 // release returns a journal that holds nothing recovery would act on.
-func (j *Journals) release(idx int) { j.free <- idx }
+func (j *Journals) release(idx int) { j.putFree(idx) }

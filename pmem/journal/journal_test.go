@@ -310,3 +310,38 @@ func TestRecoveryAdvancesWatermark(t *testing.T) {
 		}
 	}
 }
+
+// TestMarkDurableWindow drives the watermark bookkeeping directly: ids
+// marked out of order, within the ring's window and far beyond it (the
+// map), must advance wMem exactly over the contiguous durable prefix.
+func TestMarkDurableWindow(t *testing.T) {
+	j := &Journals{durable: map[uint64]struct{}{}, wMem: 10}
+	j.markDurable(12)
+	j.markDurable(10 + durRingSize + 5) // beyond the ring: the map
+	if j.wMem != 10 {
+		t.Fatalf("wMem %d, want 10 (11 missing)", j.wMem)
+	}
+	j.markDurable(11)
+	if j.wMem != 12 {
+		t.Fatalf("wMem %d, want 12", j.wMem)
+	}
+	for id := uint64(13); id < 10+durRingSize+5; id++ {
+		if id == 100 {
+			continue
+		}
+		j.markDurable(id)
+	}
+	if j.wMem != 99 {
+		t.Fatalf("wMem %d, want 99 (100 missing)", j.wMem)
+	}
+	j.markDurable(100)
+	if want := uint64(10 + durRingSize + 5); j.wMem != want || len(j.durable) != 0 {
+		t.Fatalf("wMem %d, map %d entries, want %d and none", j.wMem, len(j.durable), want)
+	}
+	j.markDurable(5) // at or below wMem: ignored
+	for i, b := range j.durRing {
+		if b {
+			t.Fatalf("ring slot %d still set after the watermark passed it", i)
+		}
+	}
+}
