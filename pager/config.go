@@ -1,0 +1,119 @@
+package pager
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/farmem/farmem/store"
+)
+
+// Defaults of Config.
+const (
+	DefaultWorkers      = 4
+	DefaultReclaimBatch = 32
+	// MinLocalPages is the smallest budget, in pages, that New accepts.
+	MinLocalPages = 64
+	// MaxPrefetch bounds Config.Prefetch.
+	MaxPrefetch = 63
+)
+
+// StoreFactory opens the far tier of one region: the store that holds the
+// region's pages while they are not resident. recover is set when a
+// restarted pager takes back a region (re-attach): the store must then hold
+// what the previous pager wrote for the same region id, or the factory
+// returns an error wrapping ErrNotRecoverable. The pager closes the store
+// when the region ends.
+type StoreFactory func(ctx context.Context, regionID uint64, size int64, recover bool) (store.Store, error)
+
+// Config configures a Pager.
+type Config struct {
+	// Local is the DRAM budget in bytes: the most page bytes resident in
+	// all attached regions' memfds together. At least MinLocalPages pages.
+	Local int64
+	// NewStore opens each region's far tier. Required.
+	NewStore StoreFactory
+	// Workers is the size of the fault worker pool shared by all regions
+	// (each region's event reader also serves faults itself); 0 means
+	// DefaultWorkers.
+	Workers int
+	// Prefetch is how many pages after a faulting one are fetched with it
+	// in the same store call and installed with the same UFFDIO_COPY, when
+	// they are absent (sequential read-ahead); 0 disables it.
+	Prefetch int
+	// ReclaimBatch is how many pages one eviction round writes back in one
+	// store call; 0 means DefaultReclaimBatch.
+	ReclaimBatch int
+	// MaxRegion is the largest region accepted, in bytes; 0 means 1 TiB.
+	MaxRegion int64
+	// Logf, if set, receives one line per notable event (attach, detach,
+	// errors). It must be safe for concurrent use.
+	Logf func(format string, args ...any)
+}
+
+func (c *Config) normalize() (pageSize int, err error) {
+	pageSize = os.Getpagesize()
+	if c.NewStore == nil {
+		return 0, fmt.Errorf("%w: no store factory", ErrConfig)
+	}
+	if c.Local/int64(pageSize) < MinLocalPages {
+		return 0, fmt.Errorf("%w: local budget %d bytes holds fewer than %d pages", ErrConfig, c.Local, MinLocalPages)
+	}
+	if c.Workers == 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.Workers < 0 || c.Workers > 1024 {
+		return 0, fmt.Errorf("%w: %d workers", ErrConfig, c.Workers)
+	}
+	if c.Prefetch < 0 || c.Prefetch > MaxPrefetch {
+		return 0, fmt.Errorf("%w: prefetch %d pages (0..%d)", ErrConfig, c.Prefetch, MaxPrefetch)
+	}
+	if c.ReclaimBatch == 0 {
+		c.ReclaimBatch = DefaultReclaimBatch
+	}
+	if c.ReclaimBatch < 0 || c.ReclaimBatch > 1024 {
+		return 0, fmt.Errorf("%w: reclaim batch %d", ErrConfig, c.ReclaimBatch)
+	}
+	if c.MaxRegion == 0 {
+		c.MaxRegion = 1 << 40
+	}
+	if c.MaxRegion < 0 {
+		return 0, fmt.Errorf("%w: max region %d", ErrConfig, c.MaxRegion)
+	}
+	// Faults in flight hold reservations while the reclaimer works; keep
+	// them well under the budget so that reclaim always finds victims.
+	pages := int(c.Local / int64(pageSize))
+	if need := 4 * (c.Workers + 1) * (c.Prefetch + 1); need > pages {
+		return 0, fmt.Errorf("%w: local budget of %d pages is too small for %d workers with prefetch %d (need %d)",
+			ErrConfig, pages, c.Workers, c.Prefetch, need)
+	}
+	if c.ReclaimBatch > pages/4 {
+		c.ReclaimBatch = pages / 4
+	}
+	return pageSize, nil
+}
+
+// Stats are the pager's counters since New.
+type Stats struct {
+	Regions          int    `json:"regions"`
+	ResidentPages    int64  `json:"resident_pages"`
+	BudgetPages      int64  `json:"budget_pages"`
+	Faults           uint64 `json:"faults"`          // missing faults that installed pages
+	Installs         uint64 `json:"installs"`        // UFFDIO_COPY calls
+	InstalledPages   uint64 `json:"installed_pages"` // pages installed (faulting + prefetched)
+	ZeroFills        uint64 `json:"zero_fills"`      // pages installed as zeros without a fetch
+	FetchCalls       uint64 `json:"fetch_calls"`     // store read calls
+	FetchedPages     uint64 `json:"fetched_pages"`
+	WPFaults         uint64 `json:"wp_faults"`       // first writes to clean pages
+	SpuriousFaults   uint64 `json:"spurious_faults"` // events for pages already handled (woken)
+	Evictions        uint64 `json:"evictions"`       // pages punched out of a memfd
+	WriteBacks       uint64 `json:"write_backs"`     // dirty pages written to the far tier
+	WriteBackCalls   uint64 `json:"write_back_calls"`
+	ReserveWaits     uint64 `json:"reserve_waits"` // faults that waited for reclaim
+	FetchErrors      uint64 `json:"fetch_errors"`
+	WriteBackErrors  uint64 `json:"write_back_errors"`
+	RecoveredRegions uint64 `json:"recovered_regions"`
+	// FaultServiceNS is the total time from reading a missing fault to the
+	// end of its UFFDIO_COPY, in nanoseconds (divide by Faults).
+	FaultServiceNS uint64 `json:"fault_service_ns"`
+}

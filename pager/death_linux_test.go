@@ -1,0 +1,5 @@
+//go:build linux
+
+package pager_test
+
+func childPager() error { return nil }

@@ -1,0 +1,88 @@
+// Package pager is farmem's pager daemon: it serves the page faults of
+// regions that applications map as plain memory (farmem.Map), through the
+// userfaultfd each application hands it over the attach protocol (package
+// attach), with pages kept in a far tier (a store.Store: memnodes, a file,
+// memory).
+//
+// # Technique
+//
+// An out-of-process userfaultfd page-fault handler, the shape of
+// Firecracker's and e2b's snapshot-restore handlers, used as a far-memory
+// pager as in the user-space far-memory systems that build on userfaultfd
+// (Fastswap's and Infiniswap's data path done in user space rather than in
+// the kernel's swap layer). Dirty tracking by write-protect faults, eviction
+// by punching pages out of a shared memfd, CLOCK replacement.
+//
+// # Where pages live
+//
+// A region is a memfd that the application and the pager both map shared.
+// The memfd is the DRAM tier: a resident page lives there and only there,
+// and Config.Local bounds the resident pages of all regions together. The
+// pager does not keep a second copy in an engine frame pool (package engine
+// caches pages in its own off-heap frames; putting it behind the memfd would
+// hold hot pages twice and would keep dirty write-backs in pager memory that
+// dies with the pager). Pages that are not resident live in the far tier
+// only. The pager's own state is a residency map of one byte per page
+// (0.02% of the region at 4 KiB pages) and small reusable buffers.
+//
+// # Page states
+//
+//	absent    a hole in the memfd; content in the far tier, or zero if never written back
+//	loading   a fetch and UFFDIO_COPY are in flight
+//	clean     resident, write-protected, equal to its far copy (or zero)
+//	dirty     resident and writable
+//	busy      resident; a worker is clearing its write protection
+//	evicting  being write-protected, copied out, written back and punched
+//
+// The pager reads an application page through its own view only in the
+// resident states: touching a hole through the view would silently allocate
+// a zero page (the residency map exists to prevent that).
+//
+// # Faults
+//
+// Each region has one event reader, blocked in poll(2) on its userfaultfd
+// (uffd.Read). Of every batch of events it hands all but the last to a
+// bounded pool of workers shared by all regions and serves the last itself,
+// so a lone fault costs no goroutine hand-off and a burst is served
+// concurrently. A missing fault claims its page and up to Config.Prefetch
+// absent pages after it, reserves budget (waiting for the reclaimer when the
+// budget is full), fetches the pages the far tier holds in one store call
+// (the others are zero), and installs the whole run with one UFFDIO_COPY,
+// which wakes the faulting threads. Pages are installed write-protected
+// (clean), except the faulting page of a write fault, which is installed
+// writable and dirty at once, saving a second fault. UFFDIO_COPY's EEXIST
+// (duplicate fault) is a wake, and EAGAIN a retry (package uffd).
+//
+// A write to a clean page raises a write-protect fault: the page goes busy,
+// its protection is cleared (which wakes the writer), and it becomes dirty.
+//
+// # Eviction
+//
+// A reclaimer keeps the resident pages between watermarks below the budget.
+// It picks victims by CLOCK (the reference bit is set on install and on the
+// first write; accesses that do not fault are invisible, so this is
+// second-chance FIFO), and for each batch: marks them evicting, write-protects
+// the dirty ones (UFFDIO_WRITEPROTECT; afterwards no write can land, and a
+// writer waits in a write-protect fault), copies them out through its view,
+// writes them to the far tier in one store call, punches them out of the
+// memfd (FALLOC_FL_PUNCH_HOLE; MADV_DONTNEED would leave them in the page
+// cache), marks them absent and wakes the waiters. A writer that waited then
+// faults again as missing and gets its page back from the far tier. Clean
+// pages are only punched. Nothing is punched before its write-back
+// succeeded.
+//
+// # Pager death and recovery
+//
+// The application keeps its userfaultfd and memfd: when the pager dies,
+// faults on absent pages block (never zeros), and farmem.Map's Mapping
+// reports ErrPagerLost and offers the region to a pager on the same socket.
+// A restarted pager takes it back (attach re-attach), rebuilds the residency
+// map from the memfd with SEEK_DATA/SEEK_HOLE (resident pages survived and
+// are authoritative; they are treated as dirty), finds the others in the
+// far tier under the same region id (a page not found there was never
+// written back: zero), and wakes the whole range so that faults the dead
+// pager read but never served are raised again. This needs a far tier that
+// outlives the pager (memnodes); the pager's own metadata is not persisted,
+// because everything it holds can be rebuilt from the memfd and the far
+// tier: see docs/TRANSPARENT.md for what that costs.
+package pager

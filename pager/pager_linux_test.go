@@ -1,0 +1,157 @@
+//go:build linux
+
+package pager_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/farmem/farmem/pager"
+)
+
+// gcStressDuration is the length of each GC stress run: the 60 s,
+// or FARMEM_GCSTRESS_DURATION, or 5 s with -short.
+func gcStressDuration(t *testing.T) time.Duration {
+	if v := os.Getenv("FARMEM_GCSTRESS_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("FARMEM_GCSTRESS_DURATION: %v", err)
+		}
+		return d
+	}
+	if testing.Short() {
+		return 5 * time.Second
+	}
+	return 60 * time.Second
+}
+
+type appRun struct {
+	pages, workers int
+	duration       time.Duration
+	mode           string
+	seed           uint64
+	env            []string
+}
+
+// runApp runs the application child against the pager at socket and
+// returns its final line.
+func runApp(t *testing.T, socket string, a appRun) string {
+	t.Helper()
+	if a.seed == 0 {
+		a.seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("application: %d pages, %d workers, mode %s, %v, seed %d %v", a.pages, a.workers, a.mode, a.duration, a.seed, a.env)
+	env := append([]string{
+		envSocket + "=" + socket,
+		envPages + "=" + strconv.Itoa(a.pages),
+		envWorkers + "=" + strconv.Itoa(a.workers),
+		envDuration + "=" + a.duration.String(),
+		envSeed + "=" + strconv.FormatUint(a.seed, 10),
+		envMode + "=" + a.mode,
+	}, a.env...)
+	c := startChild(t, "app", env...)
+	final := c.watch(t)
+	if !strings.HasPrefix(final, "ok ") {
+		t.Fatalf("application ended with %q\n%s", final, c.stderr.String())
+	}
+	return final
+}
+
+// TestRoundTrip: a short mixed run on a region eight times the budget.
+func TestRoundTrip(t *testing.T) {
+	tp := startPager(t, pager.Config{Local: 64 * 4096 * 2, Prefetch: 3})
+	final := runApp(t, tp.Socket, appRun{pages: 1024, workers: 3, duration: 2 * time.Second, mode: "mixed"})
+	s := tp.P.Stats()
+	t.Logf("%s; pager %+v", final, s)
+	if s.Evictions == 0 || s.WriteBacks == 0 || s.WPFaults == 0 || s.FetchedPages == 0 {
+		t.Fatalf("the run did not exercise eviction, write-back, dirty tracking and fetch: %+v", s)
+	}
+	waitRegions(t, tp.P, 0)
+}
+
+// waitRegions waits until the pager has n regions (a detach is
+// asynchronous).
+func waitRegions(t *testing.T, p *pager.Pager, n int) {
+	t.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for p.Stats().Regions != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("pager has %d regions, want %d", p.Stats().Regions, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := p.Stats(); n == 0 && s.ResidentPages != 0 {
+		t.Fatalf("no regions but %d resident pages accounted", s.ResidentPages)
+	}
+}
+
+// TestGCStress is the garbage-collector stress test: an
+// application allocating heavily under GOGC=10 touches a mapping with plain
+// loads, plain stores and copy(), at GOMAXPROCS 1, 2 and 4, while the pager
+// evicts (the region is 8x the budget); every byte is checked, and a
+// watchdog dumps all stacks on a stall beyond 5 s.
+func TestGCStress(t *testing.T) {
+	d := gcStressDuration(t)
+	for _, procs := range []int{1, 2, 4} {
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
+			tp := startPager(t, pager.Config{Local: 512 * 4096, Prefetch: 3})
+			final := runApp(t, tp.Socket, appRun{
+				pages: 4096, workers: 4, duration: d, mode: "mixed",
+				env: []string{"GOGC=10", "GOMAXPROCS=" + strconv.Itoa(procs)},
+			})
+			s := tp.P.Stats()
+			t.Logf("%s; pager %+v", final, s)
+			if s.Evictions == 0 || s.WPFaults == 0 {
+				t.Fatalf("no eviction or dirty tracking happened: %+v", s)
+			}
+		})
+	}
+}
+
+// TestWritesRaceEviction races writes (whole pages with stores and copy(),
+// and single words) against eviction with the smallest budget, so that the
+// reclaimer keeps choosing pages the application is writing; the final
+// sweep shows that no write was lost.
+func TestWritesRaceEviction(t *testing.T) {
+	d := 5 * time.Second
+	if testing.Short() {
+		d = 2 * time.Second
+	}
+	tp := startPager(t, pager.Config{Local: pager.MinLocalPages * 4096, Workers: 2, ReclaimBatch: 8})
+	final := runApp(t, tp.Socket, appRun{pages: 256, workers: 4, duration: d, mode: "writes",
+		env: []string{"GOMAXPROCS=4"}})
+	s := tp.P.Stats()
+	t.Logf("%s; pager %+v", final, s)
+	if s.Evictions < 1000 || s.WriteBacks == 0 {
+		t.Fatalf("too little eviction to race anything: %+v", s)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	ok := (&memStores{}).factory
+	for _, tc := range []struct {
+		name string
+		cfg  pager.Config
+	}{
+		{"no store", pager.Config{Local: 1 << 20}},
+		{"tiny budget", pager.Config{Local: 4096 * 10, NewStore: ok}},
+		{"negative workers", pager.Config{Local: 1 << 20, NewStore: ok, Workers: -1}},
+		{"prefetch too large", pager.Config{Local: 1 << 20, NewStore: ok, Prefetch: pager.MaxPrefetch + 1}},
+		{"budget too small for the prefetch", pager.Config{Local: 64 * 4096, NewStore: ok, Workers: 16, Prefetch: 8}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := pager.New(tc.cfg)
+			if !errors.Is(err, pager.ErrConfig) {
+				if p != nil {
+					p.Close()
+				}
+				t.Fatalf("New: %v, want ErrConfig", err)
+			}
+		})
+	}
+}
