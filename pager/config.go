@@ -33,6 +33,12 @@ type Config struct {
 	Local int64
 	// NewStore opens each region's far tier. Required.
 	NewStore StoreFactory
+	// Recoverable says that NewStore finds the pages of a region written
+	// by an earlier pager (the far tier outlives the pager: memnodes), so a
+	// re-attach after a pager restart is admitted. Without it a re-attach
+	// is refused (attach.ErrUnknownRegion) before the application is told
+	// Ready.
+	Recoverable bool
 	// Workers is the size of the fault worker pool shared by all regions
 	// (each region's event reader also serves faults itself); 0 means
 	// DefaultWorkers.

@@ -93,6 +93,10 @@ func (p *Pager) AttachConfig() attach.Config {
 		MaxSize: p.cfg.MaxRegion,
 		Admit: func(req attach.Request) (uint64, error) {
 			if req.Reattach {
+				if !p.cfg.Recoverable {
+					return 0, fmt.Errorf("%w: region %d: this pager's far tier does not outlive it (%w)",
+						attach.ErrUnknownRegion, req.RegionID, ErrNotRecoverable)
+				}
 				p.mu.Lock()
 				_, busy := p.regions[req.RegionID]
 				p.mu.Unlock()
