@@ -264,6 +264,9 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 		return err
 	}
 	run.fill(res)
+	// The peak RSS of the main run, before a baseline run with a larger
+	// budget raises it.
+	res.Memory.PeakRSSBytes = peakRSS()
 	if res.RawRTTUS.P50 > 0 {
 		res.FaultToRTTP50 = res.FaultLatencyUS.P50 / res.RawRTTUS.P50
 	}
@@ -280,7 +283,6 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 			res.Baseline.Slowdown = res.Baseline.OpsPerSec / res.OpsPerSec
 		}
 	}
-	res.Memory.PeakRSSBytes = peakRSS()
 	printBenchTable(out, res)
 	if f.json != "" {
 		if err := writeJSONTo(f.json, out, res); err != nil {
@@ -357,12 +359,12 @@ func benchRun(ctx context.Context, f benchFlags, wcfg workload.Config, nodes []s
 		return nil, err
 	}
 	defer w.Close()
-	out.shadow = w.ShadowBytes()
 	t0 := time.Now()
 	if err := w.Setup(ctx, r); err != nil {
 		return nil, fmt.Errorf("workload setup: %w", err)
 	}
 	out.setup = time.Since(t0)
+	out.shadow = w.ShadowBytes() // the shadow is sized by Setup
 	before := r.Stats()
 
 	var bar *progressbar.ProgressBar
