@@ -509,3 +509,42 @@ func check(b []byte, page, version uint64) error {
 	}
 	return nil
 }
+
+// TestCleanPagesEvictedWithoutWrites reads a region four times the budget
+// after everything was synced: every eviction is of a clean page, which the
+// faulting goroutine frees inline, and not one page is written again.
+func TestCleanPagesEvictedWithoutWrites(t *testing.T) {
+	mem := store.NewMem(ps, 0)
+	spy := newSpy(mem)
+	const pages = 512
+	e := newEngine(t, spy, pages*ps, pages/4*ps)
+	ctx := context.Background()
+	page := make([]byte, ps)
+	for p := 0; p < pages; p++ {
+		fill(page, uint64(p), 3)
+		if _, err := e.WriteAt(ctx, page, int64(p)*ps); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	writes, before := spy.writes.Load(), e.Stats()
+	for round := 0; round < 3; round++ {
+		for p := 0; p < pages; p++ {
+			if _, err := e.ReadAt(ctx, page, int64(p)*ps); err != nil {
+				t.Fatal(err)
+			}
+			if err := check(page, uint64(p), 3); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	after := e.Stats()
+	if n := spy.writes.Load() - writes; n != 0 {
+		t.Fatalf("%d pages written back while only clean pages were evicted", n)
+	}
+	if after.Evictions-before.Evictions < 2*pages {
+		t.Fatalf("only %d evictions over three sweeps of a region 4x the budget", after.Evictions-before.Evictions)
+	}
+}
