@@ -26,18 +26,11 @@ func (e *Engine) reclaimLocked(ctx context.Context, direct bool) (retry bool, er
 	b := e.getBatch(store.OpWrite)
 	n := len(e.frames)
 	for scanned := 0; scanned < 2*n && len(b.frames) < e.cfg.ReclaimBatch; scanned++ {
-		f := uint32(e.hand)
-		if e.hand++; e.hand == n {
-			e.hand = 0
+		f, ok := e.clockStepLocked()
+		if !ok {
+			continue
 		}
 		fm := &e.frames[f]
-		if !fm.used || fm.pins > 0 || e.pt[fm.page].state() != stResident {
-			continue
-		}
-		if fm.ref {
-			fm.ref = false
-			continue
-		}
 		e.pt[fm.page] = makePTE(stEvicting, f)
 		b.frames = append(b.frames, f)
 		if fm.dirty {
@@ -68,13 +61,7 @@ func (e *Engine) reclaimLocked(ctx context.Context, direct bool) (retry bool, er
 			fm.inStore = true
 			e.st.writebacks.Add(1)
 		}
-		if fm.inStore {
-			e.pt[fm.page] = makePTE(stStored, 0)
-		} else {
-			e.pt[fm.page] = makePTE(stZero, 0)
-		}
-		*fm = frameMeta{}
-		e.free = append(e.free, f)
+		e.dropLocked(f)
 		freed++
 	}
 	e.st.evictions.Add(uint64(freed))
@@ -90,6 +77,39 @@ func (e *Engine) reclaimLocked(ctx context.Context, direct bool) (retry bool, er
 	return true, nil
 }
 
+// clockStepLocked advances the CLOCK hand by one frame and returns that
+// frame if it is a victim: resident, unpinned and unreferenced. A referenced
+// frame loses its reference bit (its second chance) and is passed over.
+func (e *Engine) clockStepLocked() (uint32, bool) {
+	f := uint32(e.hand)
+	if e.hand++; e.hand == len(e.frames) {
+		e.hand = 0
+	}
+	fm := &e.frames[f]
+	if !fm.used || fm.pins > 0 || e.pt[fm.page].state() != stResident {
+		return 0, false
+	}
+	if fm.ref {
+		fm.ref = false
+		return 0, false
+	}
+	return f, true
+}
+
+// dropLocked frees frame f, whose page is clean (or was just written back):
+// the page goes back to the stored state, or to zero if it never reached
+// the store.
+func (e *Engine) dropLocked(f uint32) {
+	fm := &e.frames[f]
+	if fm.inStore {
+		e.pt[fm.page] = makePTE(stStored, 0)
+	} else {
+		e.pt[fm.page] = makePTE(stZero, 0)
+	}
+	*fm = frameMeta{}
+	e.free = append(e.free, f)
+}
+
 // reclaimCleanLocked runs a short CLOCK pass that frees clean, unreferenced
 // pages at once (they need no I/O). It scans at most 4 × ReclaimBatch frames
 // and frees at most ReclaimBatch. It reports whether it passed over
@@ -98,29 +118,15 @@ func (e *Engine) reclaimCleanLocked() (sawDirty bool) {
 	n := len(e.frames)
 	freed := 0
 	for scanned := 0; scanned < 4*e.cfg.ReclaimBatch && scanned < n && freed < e.cfg.ReclaimBatch; scanned++ {
-		f := uint32(e.hand)
-		if e.hand++; e.hand == n {
-			e.hand = 0
-		}
-		fm := &e.frames[f]
-		if !fm.used || fm.pins > 0 || e.pt[fm.page].state() != stResident {
+		f, ok := e.clockStepLocked()
+		if !ok {
 			continue
 		}
-		if fm.ref {
-			fm.ref = false
-			continue
-		}
-		if fm.dirty {
+		if e.frames[f].dirty {
 			sawDirty = true
 			continue
 		}
-		if fm.inStore {
-			e.pt[fm.page] = makePTE(stStored, 0)
-		} else {
-			e.pt[fm.page] = makePTE(stZero, 0)
-		}
-		*fm = frameMeta{}
-		e.free = append(e.free, f)
+		e.dropLocked(f)
 		freed++
 	}
 	e.st.evictions.Add(uint64(freed))
