@@ -1,0 +1,299 @@
+package resilient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/farmem/farmem/store"
+)
+
+// read serves a read call. Pages whose node is healthy (and that are not in
+// the outage set) are read from the primary with the node's deadline; the
+// rest, and every page the primary does not answer well (deadline, broken
+// connection, checksum, missing, or a checksum that differs from the newest
+// write's), are read from the backup. A late remote answer is discarded by
+// the primary (store contract: it never writes a buffer after completion).
+func (s *Store) read(ctx context.Context, c *store.Call) {
+	var remoteIdx, backupIdx []int
+	var nodeMask uint64 // nodes the remote part touches (first 64)
+	var deadline time.Duration
+	for i := range c.Pages {
+		pg := &c.Pages[i]
+		if !s.valid(store.OpRead, pg) {
+			continue
+		}
+		n := s.node(pg.ID)
+		r := n.routing()
+		if !r.readRemote || !r.wait || s.out.has(pg.ID) || s.meta[pg.ID].Load()&metaFreed != 0 {
+			backupIdx = append(backupIdx, i)
+			continue
+		}
+		remoteIdx = append(remoteIdx, i)
+		nodeMask |= 1 << (n.index % 64)
+		deadline = max(deadline, r.deadline)
+	}
+	if len(remoteIdx) > 0 {
+		rc := &store.Call{Op: store.OpRead, Pages: make([]store.Page, len(remoteIdx)), Done: make(chan *store.Call, 1)}
+		for j, i := range remoteIdx {
+			rc.Pages[j] = store.Page{ID: c.Pages[i].ID, Data: c.Pages[i].Data}
+		}
+		dctx, cancel := context.WithTimeout(ctx, deadline)
+		t0 := time.Now()
+		store.Do(dctx, s.primary, rc)
+		lat := time.Since(t0)
+		cancel()
+		worst := make(map[int]outcome, 1) // missing: outOK
+		var repair []store.PageID
+		for j, i := range remoteIdx {
+			rp := &rc.Pages[j]
+			err := rp.Err
+			if err == nil && rc.Err != nil && store.Checksum(rp.Data) != rp.Sum {
+				err = rc.Err
+			}
+			ni := s.nodeOf(rp.ID)
+			o := classify(err)
+			if o == outOther && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				o = outTimeout
+			}
+			worst[ni] = worse(worst[ni], o)
+			m := s.meta[rp.ID].Load()
+			switch {
+			case err == nil && (m&metaKnown == 0 || uint32(m) == rp.Sum):
+				c.Pages[i].Sum = rp.Sum
+				continue
+			case err == nil:
+				s.ctr.remoteStale.Add(1)
+				repair = append(repair, rp.ID)
+			case errors.Is(err, store.ErrCorrupt):
+				s.ctr.remoteCorrupt.Add(1)
+				repair = append(repair, rp.ID)
+			case errors.Is(err, store.ErrNotFound) && m&metaKnown != 0:
+				s.ctr.remoteLost.Add(1)
+				repair = append(repair, rp.ID)
+			}
+			s.ctr.failovers.Add(1)
+			backupIdx = append(backupIdx, i)
+		}
+		for ni, o := range worst {
+			if ctx.Err() != nil {
+				continue // the caller gave up: that says nothing about the node
+			}
+			s.nodes[ni].observe(lat, o)
+		}
+		if len(repair) > 0 {
+			// The remote copy is bad: the page joins the outage set, so
+			// reads use the backup until resync has rewritten it.
+			if err := s.out.add(repair, false); err != nil {
+				s.ctr.logErrors.Add(1)
+			}
+		}
+	}
+	if len(backupIdx) > 0 {
+		s.readBackup(ctx, c, backupIdx)
+	}
+}
+
+// readBackup reads pages idx of c from the backup.
+func (s *Store) readBackup(ctx context.Context, c *store.Call, idx []int) {
+	bc := &store.Call{Op: store.OpRead, Pages: make([]store.Page, len(idx)), Done: make(chan *store.Call, 1)}
+	for j, i := range idx {
+		bc.Pages[j] = store.Page{ID: c.Pages[i].ID, Data: c.Pages[i].Data}
+	}
+	store.Do(ctx, s.backup, bc)
+	s.ctr.backupReads.Add(uint64(len(idx)))
+	for j, i := range idx {
+		pg := &c.Pages[i]
+		pg.Sum, pg.Err = bc.Pages[j].Sum, bc.Pages[j].Err
+		if pg.Err == nil && bc.Err != nil {
+			pg.Err = bc.Err
+		}
+		if pg.Err != nil {
+			pg.Err = fmt.Errorf("resilient: backup: %w", pg.Err)
+		}
+	}
+}
+
+// write serves a write call: every page goes to the backup, and the pages
+// of nodes that take writes also to the primary, in parallel. A page
+// succeeds when the backup has it and either the primary has it too or the
+// page is durably in the outage set.
+func (s *Store) write(ctx context.Context, c *store.Call) {
+	var valid, remoteIdx []int
+	var deadline time.Duration
+	for i := range c.Pages {
+		pg := &c.Pages[i]
+		if !s.valid(store.OpWrite, pg) {
+			continue
+		}
+		if store.Checksum(pg.Data) != pg.Sum {
+			pg.Err = fmt.Errorf("%w: page %d handed over with a wrong checksum", store.ErrCorrupt, pg.ID)
+			continue
+		}
+		s.meta[pg.ID].Store(metaKnown | uint64(pg.Sum))
+		valid = append(valid, i)
+		r := s.node(pg.ID).routing()
+		if r.write {
+			remoteIdx = append(remoteIdx, i)
+			deadline = max(deadline, r.deadline)
+		}
+	}
+	if len(valid) == 0 {
+		return
+	}
+	bc := &store.Call{Op: store.OpWrite, Pages: make([]store.Page, len(valid)), Done: make(chan *store.Call, 1)}
+	for j, i := range valid {
+		bc.Pages[j] = c.Pages[i]
+	}
+	s.backup.Submit(ctx, bc)
+	remoteOK := make(map[int]bool, len(remoteIdx))
+	if len(remoteIdx) > 0 {
+		wd := s.cfg.WriteDeadline
+		if wd == 0 {
+			wd = 4*deadline + time.Duration(len(remoteIdx))*50*time.Microsecond
+		}
+		rc := &store.Call{Op: store.OpWrite, Pages: make([]store.Page, len(remoteIdx)), Done: make(chan *store.Call, 1)}
+		for j, i := range remoteIdx {
+			rc.Pages[j] = c.Pages[i]
+			rc.Pages[j].Err = nil
+		}
+		dctx, cancel := context.WithTimeout(ctx, wd)
+		t0 := time.Now()
+		store.Do(dctx, s.primary, rc)
+		lat := time.Since(t0)
+		cancel()
+		worst := make(map[int]outcome, 1) // missing: outOK
+		for j, i := range remoteIdx {
+			err := rc.Pages[j].Err
+			if err == nil && rc.Err != nil && len(s.nodes) == 1 {
+				err = rc.Err
+			}
+			ni := s.nodeOf(rc.Pages[j].ID)
+			o := classify(err)
+			if o == outOther && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				o = outTimeout
+			}
+			worst[ni] = worse(worst[ni], o)
+			if err == nil {
+				remoteOK[i] = true
+			} else {
+				s.ctr.remoteWriteFailures.Add(1)
+			}
+		}
+		for ni, o := range worst {
+			if ctx.Err() != nil {
+				continue
+			}
+			s.nodes[ni].observe(lat, o)
+		}
+	}
+	<-bc.Done
+	var outage []store.PageID
+	var outIdx []int
+	var cleared []store.PageID
+	for j, i := range valid {
+		pg := &c.Pages[i]
+		berr := bc.Pages[j].Err
+		if berr == nil && bc.Err != nil {
+			berr = bc.Err
+		}
+		switch {
+		case berr != nil && errors.Is(berr, store.ErrFull):
+			pg.Err = fmt.Errorf("%w: page %d: %w", ErrBackupFull, pg.ID, berr)
+		case berr != nil:
+			pg.Err = fmt.Errorf("resilient: backup: %w", berr)
+		case !remoteOK[i]:
+			outage = append(outage, pg.ID)
+			outIdx = append(outIdx, i)
+		case s.out.has(pg.ID):
+			cleared = append(cleared, pg.ID)
+		}
+	}
+	if len(outage) > 0 {
+		if err := s.out.add(outage, true); err != nil {
+			for _, i := range outIdx {
+				c.Pages[i].Err = err
+			}
+		} else {
+			s.ctr.outageAdded.Add(uint64(len(outage)))
+		}
+	}
+	if len(cleared) > 0 {
+		// Both copies are current now: the page needs no resync, unless a
+		// newer write has begun since.
+		sums := make([]uint64, len(cleared))
+		for k, id := range cleared {
+			sums[k] = s.meta[id].Load()
+		}
+		s.out.remove(cleared, func(k int) bool { return s.meta[cleared[k]].Load() != sums[k] })
+	}
+}
+
+// free drops pages from the backup and, best effort, from the primary. A
+// page whose remote free fails joins the outage set (without a sync: a
+// freed page is never read, and the read path knows it is freed).
+func (s *Store) free(ctx context.Context, c *store.Call) {
+	var valid []int
+	for i := range c.Pages {
+		if s.valid(store.OpFree, &c.Pages[i]) {
+			s.meta[c.Pages[i].ID].Store(metaFreed)
+			valid = append(valid, i)
+		}
+	}
+	if len(valid) == 0 {
+		return
+	}
+	bc := &store.Call{Op: store.OpFree, Pages: make([]store.Page, len(valid)), Done: make(chan *store.Call, 1)}
+	rc := &store.Call{Op: store.OpFree, Pages: make([]store.Page, 0, len(valid)), Done: make(chan *store.Call, 1)}
+	for j, i := range valid {
+		bc.Pages[j] = store.Page{ID: c.Pages[i].ID}
+		if s.node(c.Pages[i].ID).routing().write {
+			rc.Pages = append(rc.Pages, store.Page{ID: c.Pages[i].ID})
+		}
+	}
+	s.backup.Submit(ctx, bc)
+	var left []store.PageID
+	if len(rc.Pages) > 0 {
+		dctx, cancel := context.WithTimeout(ctx, s.cfg.ResyncTimeout)
+		store.Do(dctx, s.primary, rc)
+		cancel()
+		for _, p := range rc.Pages {
+			if p.Err != nil || rc.Err != nil {
+				left = append(left, p.ID)
+			}
+		}
+	}
+	if len(rc.Pages) < len(valid) {
+		for _, i := range valid {
+			if !s.node(c.Pages[i].ID).routing().write {
+				left = append(left, c.Pages[i].ID)
+			}
+		}
+	}
+	<-bc.Done
+	for j, i := range valid {
+		if err := bc.Pages[j].Err; err != nil {
+			c.Pages[i].Err = fmt.Errorf("resilient: backup: %w", err)
+		} else if bc.Err != nil {
+			c.Pages[i].Err = fmt.Errorf("resilient: backup: %w", bc.Err)
+		}
+	}
+	if len(left) > 0 {
+		if err := s.out.add(left, false); err != nil {
+			s.ctr.logErrors.Add(1)
+		}
+	}
+}
+
+// worse returns the outcome that says more about a node's trouble:
+// a broken connection over a timeout over an answer.
+func worse(a, b outcome) outcome {
+	if b == outOther {
+		return a
+	}
+	if a == outOther || b > a {
+		return b
+	}
+	return a
+}
