@@ -73,3 +73,28 @@ func TestRegionRoundTrip(t *testing.T) {
 	}
 	v.Release()
 }
+
+func TestDiscardGivesCapacityBack(t *testing.T) {
+	ctx := context.Background()
+	mem := store.NewMem(4096, 0)
+	r, err := farmem.Open(ctx, farmem.Config{Size: 1 << 20, Local: 64 << 10, Store: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.WriteAt(make([]byte, r.Size()), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := mem.Stat(ctx); st.Pages != uint64(r.Size()/4096) {
+		t.Fatalf("store holds %d pages, want %d", st.Pages, r.Size()/4096)
+	}
+	if err := r.Discard(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := mem.Stat(ctx); st.Pages != 0 {
+		t.Fatalf("store holds %d pages after Discard", st.Pages)
+	}
+}
