@@ -354,6 +354,9 @@ func benchRun(ctx context.Context, f benchFlags, wcfg workload.Config, nodes []s
 		return nil, err
 	}
 	defer r.Close()
+	// Give the memnodes their capacity back: the namespace is this run's
+	// alone and nobody opens it again.
+	defer r.Discard(context.WithoutCancel(ctx))
 	w, err := workload.New(wcfg)
 	if err != nil {
 		return nil, err
