@@ -264,7 +264,7 @@ func newPmemCrashtestCmd() *cobra.Command {
 
 func newPmemBenchCmd() *cobra.Command {
 	var jsonDest, path, mode, txMode, committers, values, coalescing, duration, maxWait string
-	var keys int
+	var keys, rounds int
 	var k, s uint32
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -306,7 +306,10 @@ func newPmemBenchCmd() *cobra.Command {
 			if c.MaxWait, err = time.ParseDuration(maxWait); err != nil || c.MaxWait < 0 {
 				return fmt.Errorf("--max-wait: %q is not a duration >= 0", maxWait)
 			}
-			c.KeysPerWorker, c.Journals, c.JournalSize = keys, k, s
+			if rounds < 0 {
+				return fmt.Errorf("--rounds: %d is negative", rounds)
+			}
+			c.KeysPerWorker, c.Journals, c.JournalSize, c.Rounds = keys, k, s, rounds
 			if _, err := os.Stat(path); err == nil {
 				return fmt.Errorf("--pool %s exists; the benchmark creates (and removes) its own pool", path)
 			}
@@ -341,6 +344,7 @@ func newPmemBenchCmd() *cobra.Command {
 	cmd.Flags().StringVar(&duration, "duration", "1s", "measuring time per row")
 	cmd.Flags().StringVar(&maxWait, "max-wait", "0s", "longest time a group leader waits for more committers")
 	cmd.Flags().IntVar(&keys, "keys", 1024, "value slots per committer")
+	cmd.Flags().IntVar(&rounds, "rounds", 0, "coalesced persist rounds in flight at once (0: the journal default)")
 	cmd.Flags().Uint32Var(&k, "journals", 64, "journals K in the benchmark pool")
 	cmd.Flags().Uint32Var(&s, "journal-size", 4096, "journal size S in bytes")
 	return cmd

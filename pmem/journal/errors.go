@@ -19,6 +19,9 @@ var (
 	ErrTxTooLarge = errors.New("journal: transaction larger than its journal")
 	// ErrTxDone is returned by operations on a committed or aborted transaction.
 	ErrTxDone = errors.New("journal: transaction already committed or aborted")
+	// ErrTxInUse is returned by BeginInto for a Tx whose transaction has not
+	// been committed or aborted yet.
+	ErrTxInUse = errors.New("journal: transaction still in use")
 	// ErrBadWrite is returned for a write outside the pool, or into the
 	// header page (other than the root slots) or the journal area.
 	ErrBadWrite = errors.New("journal: write outside the writable part of the pool")

@@ -27,6 +27,14 @@ type Options struct {
 	// BeginTimeout bounds how long Begin waits for a free journal before it
 	// returns ErrNoFreeJournal. Zero means one second.
 	BeginTimeout time.Duration
+	// Rounds is how many coalesced persist rounds may have their flushes
+	// and fence in flight at once (only with Coalesce). A fence waits on
+	// the core that issues it, so a second round on another core overlaps
+	// it; committers that find every round slot busy wait and join the
+	// next group. Zero means 1: on the two-core machine measured, a second
+	// round in flight made groups smaller and throughput lower
+	// (docs/PMEM.md).
+	Rounds int
 }
 
 // Recovery reports what Open found and did.
@@ -59,15 +67,16 @@ type Journals struct {
 	mu      sync.Mutex
 	nextID  uint64
 	pending []*Tx // sealed redo commits awaiting a leader (coalescing)
+	spare   []*Tx // a finished round's group slice, for reuse as pending
 
 	// applied is a lock-free stack of redo ids whose home writes are
 	// flushed; the next persist round pops it, so committers never wait for
 	// the round's bookkeeping.
 	applied atomic.Pointer[appliedRec]
 
-	// flushMu orders persists: one leader at a time, in commit id order.
-	// It also guards the in-flight bookkeeping below, which only persist
-	// rounds touch.
+	// flushMu guards the in-flight bookkeeping below, which only the start
+	// and the end of persist rounds touch; a round does not hold it across
+	// its flushes and fence, so up to maxRounds rounds fence at once.
 	flushMu  sync.Mutex
 	wWritten uint64              // watermark value last made durable
 	wWord    uint64              // watermark value in the word (flushed, maybe not yet fenced)
@@ -76,16 +85,20 @@ type Journals struct {
 	wMem     uint64              // every id <= wMem is durable
 	retiring []retired           // applied redo journals waiting for the watermark
 	// Buffers reused across persist rounds (guarded by flushMu).
-	freed        []int
-	sparePending []*Tx
-	flushBuf     []pmem.Range
+	freed []int
+
+	// rounds in flight (coalescing: between taking a group and marking it
+	// persisted), at most maxRounds.
+	inflight  atomic.Int32
+	maxRounds int32
 
 	// condMu/cond let followers sleep until the current round ends; the
 	// leader takes condMu only when someone sleeps.
 	condMu   sync.Mutex
 	cond     *sync.Cond
-	leading  atomic.Bool
 	sleepers atomic.Int32
+
+	recs []appliedRec // applied-stack node of each journal
 
 	failed atomic.Bool
 	closed atomic.Bool
@@ -106,7 +119,9 @@ type retired struct {
 
 // appliedRec is a node of the applied stack: a redo transaction whose
 // entries have been stored to their homes but not flushed. The persist
-// round that pops it flushes the homes itself, before its own fence.
+// round that pops it flushes the homes itself, before its own fence. There
+// is one per journal (Journals.recs): a journal is not reused before the
+// round that popped its record has ended.
 type appliedRec struct {
 	id    uint64
 	idx   int
@@ -134,7 +149,10 @@ func Open(p *pmem.Pool, o Options) (*Journals, Recovery, error) {
 		o.BeginTimeout = time.Second
 	}
 	h := p.Header()
-	j := &Journals{p: p, h: h, opts: o, free: make([]int, 0, h.Journals), freeSig: make(chan struct{}, 1), durable: map[uint64]struct{}{}}
+	if o.Rounds <= 0 {
+		o.Rounds = 1
+	}
+	j := &Journals{p: p, h: h, opts: o, free: make([]int, 0, h.Journals), freeSig: make(chan struct{}, 1), durable: map[uint64]struct{}{}, maxRounds: int32(o.Rounds), recs: make([]appliedRec, h.Journals)}
 	j.cond = sync.NewCond(&j.condMu)
 	rec, err := j.recover()
 	if err != nil {
@@ -254,19 +272,34 @@ func (j *Journals) Stats() Stats {
 // Begin starts a transaction in the given mode on a free journal, waiting up
 // to Options.BeginTimeout for one.
 func (j *Journals) Begin(mode Mode) (*Tx, error) {
+	tx := new(Tx)
+	if err := j.BeginInto(tx, mode); err != nil {
+		return nil, err
+	}
+	return tx, nil
+}
+
+// BeginInto is Begin into a Tx the caller owns, so that a committer can run
+// transaction after transaction without allocating (as a PMDK thread reuses
+// its lane). tx must be new (the zero Tx) or finished: Commit or Abort has
+// returned; otherwise BeginInto returns ErrTxInUse. Nothing of the journals
+// keeps a reference to tx once Commit or Abort has returned.
+func (j *Journals) BeginInto(tx *Tx, mode Mode) error {
+	if tx.j != nil && !tx.done {
+		return ErrTxInUse
+	}
 	if mode != Redo && mode != Undo {
-		return nil, fmt.Errorf("%w: %d", ErrBadMode, mode)
+		return fmt.Errorf("%w: %d", ErrBadMode, mode)
 	}
 	if err := j.usable(); err != nil {
-		return nil, err
+		return err
 	}
 	idx, err := j.takeJournal()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	off, jb := j.journal(idx)
-	tx := &Tx{j: j, idx: idx, base: off, jb: jb, mode: mode}
-	tx.homes = tx.homeBuf[:0]
+	tx.reset(j, idx, off, jb, mode)
 	if mode == Undo {
 		// The undo id is taken now: it binds the entries. Undo transactions
 		// never leave a journal behind that recovery could replay, so their
@@ -279,7 +312,7 @@ func (j *Journals) Begin(mode Mode) (*Tx, error) {
 		j.markDurable(tx.id)
 		j.flushMu.Unlock()
 	}
-	return tx, nil
+	return nil
 }
 
 func (j *Journals) usable() error {
@@ -395,20 +428,31 @@ func (j *Journals) markDurable(id uint64) {
 // line its one fence is meant to make durable: the journals of g (body and
 // header, sealed by their committers), the home ranges of the applied ids
 // it pops, and the watermark word if it advanced. Afterwards the popped ids
-// count as durable, and journals at or below the watermark that this round
-// made durable return to the free list. The caller holds flushMu.
+// count as durable, and journals at or below the durable watermark return
+// to the free list. The caller must not hold flushMu.
 //
 // Committers flush nothing themselves: SFENCE orders only the flushes of
-// the core that issues it, so the leader that fences must be the one that
-// flushed (see pmem.Domain). That also leaves one write-back wait per round
-// on the leader and none on the committers.
+// the core that issues it, so the goroutine that fences must be the one
+// that flushed (see pmem.Domain). That also leaves one write-back wait per
+// round, on the leader, and none on the committers.
+//
+// Rounds may overlap (flushMu is held only to start and to end one), so a
+// round's group can become durable before an earlier group. No transaction
+// depends on one that is not yet acknowledged (its effects are applied only
+// after its own round), so recovery's rule is unchanged: replay every valid
+// journal above the watermark in id order, discard torn ones.
 //
 // The watermark written in a round covers only ids whose homes were made
-// durable by an earlier round, so that a crash that tears this round can
-// never persist the watermark without the homes it vouches for.
+// durable by a round that had ended before it began, so that a crash that
+// tears this round can never persist the watermark without the homes it
+// vouches for; and a round that did not write the word itself never takes
+// the word's value as durable.
 func (j *Journals) persist(g []*Tx) error {
+	j.flushMu.Lock()
 	r := j.beginRound()
-	rs := j.flushBuf[:0]
+	j.flushMu.Unlock()
+	bp := rangeBufs.Get().(*[]pmem.Range)
+	rs := (*bp)[:0]
 	for _, tx := range g {
 		rs = append(rs, pmem.Range{Off: tx.base, Len: uint64(HeaderSize + tx.used)})
 	}
@@ -421,18 +465,26 @@ func (j *Journals) persist(g []*Tx) error {
 		rs = append(rs, pmem.Range{Off: pmem.WatermarkOff, Len: 8})
 	}
 	j.p.FlushRanges(rs)
-	j.flushBuf = rs[:0]
-	if err := j.fence(len(g) > 0); err != nil {
+	err := j.fence(len(g) > 0)
+	*bp = rs[:0]
+	rangeBufs.Put(bp)
+	if err != nil {
 		return err
 	}
+	j.flushMu.Lock()
 	j.endRound(r)
+	j.flushMu.Unlock()
 	return nil
 }
+
+// rangeBufs recycles the flush lists of persist rounds (several may run at
+// once).
+var rangeBufs = sync.Pool{New: func() any { b := make([]pmem.Range, 0, 64); return &b }}
 
 // round is what a persist round must remember across its fence.
 type round struct {
 	recs   *appliedRec // applied ids whose homes the round flushes and fences
-	w      uint64      // watermark value in the word before the fence
+	w      uint64      // watermark value this round wrote into the word
 	wFlush bool        // the round wrote the watermark word and must flush it
 }
 
@@ -440,13 +492,12 @@ type round struct {
 // watermark word (persist flushes it). flushMu is held.
 func (j *Journals) beginRound() round {
 	recs := j.applied.Swap(nil)
-	wFlush := false
 	if j.wMem > j.wWord {
 		le.PutUint64(j.p.Mem()[pmem.WatermarkOff:], j.wMem)
 		j.wWord = j.wMem
-		wFlush = true
+		return round{recs: recs, w: j.wMem, wFlush: true}
 	}
-	return round{recs: recs, w: j.wWord, wFlush: wFlush}
+	return round{recs: recs}
 }
 
 // fence issues a round's one fence and counts it.
@@ -471,7 +522,7 @@ func (j *Journals) endRound(r round) {
 		next := a.next
 		j.markDurable(a.id)
 		j.retiring = append(j.retiring, retired{idx: a.idx, id: a.id})
-		a.next, a.homes = nil, nil
+		a.next, a.homes = nil, a.homes[:0]
 		a = next
 	}
 	keep := j.retiring[:0]
@@ -501,10 +552,7 @@ func (j *Journals) Sync() error {
 		return nil
 	}
 	for round := 0; round < 2; round++ {
-		j.flushMu.Lock()
-		err := j.persist(nil)
-		j.flushMu.Unlock()
-		if err != nil {
+		if err := j.persist(nil); err != nil {
 			return err
 		}
 		if j.idle() {
@@ -539,10 +587,7 @@ func (j *Journals) syncThrough(target uint64) error {
 			return nil
 		}
 		if work {
-			j.flushMu.Lock()
-			err := j.persist(nil)
-			j.flushMu.Unlock()
-			if err != nil {
+			if err := j.persist(nil); err != nil {
 				return err
 			}
 			continue
@@ -580,52 +625,54 @@ func (j *Journals) Close() error {
 
 // commitRedo persists a redo transaction, alone or coalesced.
 //
+// Alone, the committer seals its journal (taking the next commit id) and
+// runs its own persist round; rounds of different committers fence in
+// parallel.
+//
 // Coalescing follows the leader/follower scheme of group commit: a
-// committer seals its journal under mu (taking the next commit id) and
-// appends it to the pending list; whoever then holds flushMu is the leader
-// and persists every pending journal with one fence. A committer that finds
-// flushMu taken waits for that round and, if its journal was not in it,
-// tries to lead the next one. No group objects or channels are allocated,
-// so a committer that ends up alone pays little over the uncoalesced path.
+// committer seals its journal under mu and appends it to the pending list.
+// If a round slot is free (fewer than Options.Rounds rounds in flight) it
+// becomes a leader: it takes every pending journal and persists them with
+// one fence. Otherwise it waits; the group it is in grows while the rounds
+// in flight fence. No group objects or channels are allocated, so a
+// committer that ends up alone pays little over the uncoalesced path.
 func (j *Journals) commitRedo(tx *Tx) error {
 	if !j.opts.Coalesce {
-		// Alone: one round per commit. (Fencing outside the persist lock,
-		// so that committers fence in parallel, was tried: it made the
-		// watermark lag behind preempted committers, which cost extra sync
-		// rounds and a worse tail, for no throughput gain on two cores.)
-		j.flushMu.Lock()
 		j.mu.Lock()
 		j.sealLocked(tx)
 		j.mu.Unlock()
-		err := j.persist([]*Tx{tx})
-		j.flushMu.Unlock()
-		return err
+		return j.persist([]*Tx{tx})
 	}
 	j.mu.Lock()
 	j.sealLocked(tx)
 	j.pending = append(j.pending, tx)
 	j.mu.Unlock()
+	return j.await(tx, true)
+}
+
+// await returns once tx, sealed and pending, is persisted, leading rounds
+// while it is still pending and a round slot is free.
+func (j *Journals) await(tx *Tx, gather bool) error {
 	for spins := 0; ; spins++ {
 		if tx.persisted.Load() {
 			return tx.persistErr
 		}
-		if j.flushMu.TryLock() {
-			j.leadRound(true)
-			j.flushMu.Unlock()
+		if !tx.taken.Load() && j.takeSlot() {
+			j.leadRound(gather)
 			continue
 		}
 		if spins < 64 {
-			// The leader is usually done within a microsecond or two;
+			// A round is usually done within a microsecond or two;
 			// yielding is cheaper than parking and being woken.
 			runtime.Gosched()
 			continue
 		}
-		// Announce the sleep before checking leading; the leader clears
-		// leading before checking sleepers, so one of the two sees the
-		// other and no wake-up is lost.
+		// Announce the sleep before checking; a leader publishes its
+		// results and frees its slot before checking sleepers, so one of
+		// the two sees the other and no wake-up is lost.
 		j.condMu.Lock()
 		j.sleepers.Add(1)
-		for j.leading.Load() && !tx.persisted.Load() {
+		for !tx.persisted.Load() && (tx.taken.Load() || j.inflight.Load() >= j.maxRounds) {
 			j.cond.Wait()
 		}
 		j.sleepers.Add(-1)
@@ -633,16 +680,32 @@ func (j *Journals) commitRedo(tx *Tx) error {
 	}
 }
 
+// takeSlot claims one of the maxRounds round slots if one is free.
+func (j *Journals) takeSlot() bool {
+	for {
+		n := j.inflight.Load()
+		if n >= j.maxRounds {
+			return false
+		}
+		if j.inflight.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
 // leadRound persists every pending journal with one fence; the caller holds
-// flushMu. With gather it first lets the group grow for up to MaxWait.
+// a round slot, which leadRound frees. With gather it first lets the group
+// grow for up to MaxWait.
 func (j *Journals) leadRound(gather bool) {
-	j.leading.Store(true)
 	if gather && j.opts.MaxWait > 0 {
 		j.gather()
 	}
 	j.mu.Lock()
 	g := j.pending
-	j.pending = j.sparePending[:0]
+	j.pending, j.spare = j.spare, nil
+	for _, tx := range g {
+		tx.taken.Store(true)
+	}
 	j.mu.Unlock()
 	var err error
 	if len(g) > 0 {
@@ -652,9 +715,15 @@ func (j *Journals) leadRound(gather bool) {
 		tx.persistErr = err
 		tx.persisted.Store(true)
 	}
-	clear(g)
-	j.sparePending = g[:0]
-	j.leading.Store(false)
+	if g != nil {
+		clear(g)
+		j.mu.Lock()
+		if j.spare == nil {
+			j.spare = g[:0]
+		}
+		j.mu.Unlock()
+	}
+	j.inflight.Add(-1)
 	if j.sleepers.Load() > 0 {
 		j.condMu.Lock()
 		j.cond.Broadcast()
@@ -682,7 +751,7 @@ func (j *Journals) gather() {
 
 // sealLocked assigns the next commit id and writes the redo header. Holding
 // j.mu while doing both keeps the ids in the order in which transactions
-// join groups, so groups persist in ascending id order.
+// join groups.
 func (j *Journals) sealLocked(tx *Tx) {
 	tx.id = j.nextID
 	j.nextID++
@@ -693,8 +762,9 @@ func (j *Journals) sealLocked(tx *Tx) {
 // flushed); the next persist round flushes them, and parks its journal until
 // the watermark passes its id.
 func (j *Journals) retire(tx *Tx) {
-	tx.arec = appliedRec{id: tx.id, idx: tx.idx, homes: tx.homes}
-	j.pushApplied(&tx.arec)
+	a := &j.recs[tx.idx]
+	a.id, a.idx, a.homes = tx.id, tx.idx, append(a.homes[:0], tx.homes...)
+	j.pushApplied(a)
 }
 
 // release returns a journal that holds nothing recovery would act on.

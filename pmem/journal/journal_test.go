@@ -215,8 +215,13 @@ func TestCorruptJournalIsNamedError(t *testing.T) {
 // and checks every update landed and that groups never exceed transactions
 // (one fence per group).
 func TestCoalescingConcurrent(t *testing.T) {
-	for _, co := range []bool{false, true} {
-		t.Run(map[bool]string{false: "alone", true: "coalesced"}[co], func(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		co     bool
+		rounds int
+	}{{"alone", false, 0}, {"coalesced", true, 0}, {"coalesced-3-rounds", true, 3}} {
+		co := tc.co
+		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			if d, err := os.MkdirTemp("/dev/shm", "jt"); err == nil {
 				dir = d
@@ -227,7 +232,7 @@ func TestCoalescingConcurrent(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer p.Close()
-			j, _, err := Open(p, Options{Coalesce: co, MaxWait: 50 * time.Microsecond, GroupSize: 4})
+			j, _, err := Open(p, Options{Coalesce: co, MaxWait: 50 * time.Microsecond, GroupSize: 4, Rounds: tc.rounds})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -240,8 +245,15 @@ func TestCoalescingConcurrent(t *testing.T) {
 				go func(w int) {
 					defer wg.Done()
 					slot := off + uint64(w)*64
+					mine := new(Tx) // odd workers reuse one Tx (BeginInto)
 					for i := 1; i <= per; i++ {
-						tx, err := j.Begin(Redo)
+						tx := mine
+						var err error
+						if w%2 == 0 {
+							tx, err = j.Begin(Redo)
+						} else {
+							err = j.BeginInto(tx, Redo)
+						}
 						if err != nil {
 							errs <- err
 							return
@@ -273,6 +285,41 @@ func TestCoalescingConcurrent(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestBeginIntoInUse: a Tx can be reused only once its transaction ended.
+func TestBeginIntoInUse(t *testing.T) {
+	_, j := newSimJournals(t, 4, 512, Options{})
+	var tx Tx
+	if err := j.BeginInto(&tx, Redo); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.BeginInto(&tx, Redo); !errors.Is(err, ErrTxInUse) {
+		t.Fatalf("BeginInto on a live Tx: %v, want ErrTxInUse", err)
+	}
+	off := j.Pool().Header().HeapOff
+	for i := 1; i <= 10; i++ { // more transactions than journals, one Tx
+		if i > 1 {
+			if err := j.BeginInto(&tx, Redo); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Write(off, le.AppendUint64(nil, uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if tx.Free() != 512-HeaderSize-entrySize(8) {
+			t.Fatalf("tx %d: %d bytes free", i, tx.Free())
+		}
+	}
+	if v := le.Uint64(j.Pool().Mem()[off:]); v != 10 {
+		t.Fatalf("value %d, want 10", v)
+	}
+	if err := tx.Write(off, []byte{1}); !errors.Is(err, ErrTxDone) {
+		t.Fatalf("Write after Commit: %v, want ErrTxDone", err)
 	}
 }
 

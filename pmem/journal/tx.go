@@ -54,12 +54,23 @@ type Tx struct {
 	err     error
 	done    bool
 
-	arec       appliedRec  // this transaction's node on the applied stack
+	taken      atomic.Bool // a round leader took the commit from the pending list
 	persisted  atomic.Bool // set by the round leader once the commit is durable
 	persistErr error       // the round's result, written before persisted is set
 }
 
 var _ pmem.TxWriter = (*Tx)(nil)
+
+// reset makes tx a fresh transaction on journal idx, keeping its buffers.
+func (tx *Tx) reset(j *Journals, idx int, base uint64, jb []byte, mode Mode) {
+	homes, commit, abort := tx.homes[:0], tx.commit[:0], tx.abort[:0]
+	if cap(homes) == 0 {
+		homes = tx.homeBuf[:0]
+	}
+	clear(tx.commit)
+	clear(tx.abort)
+	*tx = Tx{j: j, idx: idx, base: base, jb: jb, mode: mode, homes: homes, commit: commit, abort: abort}
+}
 
 // ID returns the transaction's commit id (redo, after Commit) or begin id
 // (undo).
@@ -310,24 +321,19 @@ func (j *Journals) CommitAll(txs ...*Tx) error {
 	if len(g) == 0 {
 		return nil
 	}
-	// Seal in argument order and persist with one fence. A concurrent
-	// coalescing leader may take some of them into its round; they are then
-	// persisted by that round, in the same id order.
+	// Seal in argument order and persist with one fence (when no other
+	// goroutine commits, the group is one round). A concurrent coalescing
+	// leader may take some of them into its round; they are then persisted
+	// by that round.
 	j.mu.Lock()
 	for _, tx := range g {
 		j.sealLocked(tx)
 		j.pending = append(j.pending, tx)
 	}
 	j.mu.Unlock()
-	j.flushMu.Lock()
-	j.leadRound(false)
-	j.flushMu.Unlock()
 	for _, tx := range g {
-		if !tx.persisted.Load() {
-			panic("journal: invariant: CommitAll transaction not persisted after its round")
-		}
-		if tx.persistErr != nil {
-			return tx.persistErr
+		if err := j.await(tx, false); err != nil {
+			return err
 		}
 	}
 	for _, tx := range g {
