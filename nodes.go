@@ -3,16 +3,20 @@ package farmem
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/farmem/farmem/store"
+	"github.com/farmem/farmem/store/health"
 	"github.com/farmem/farmem/store/remote"
+	"github.com/farmem/farmem/store/resilient"
 )
 
 // dialNodes connects to the memnodes named by cfg. An empty namespace is
 // replaced by a fresh random one, so two Opens never share pages by
-// accident.
+// accident. With cfg.Backup it returns a resilient store over them.
 func dialNodes(ctx context.Context, cfg Config) (store.Store, string, error) {
 	ns := cfg.Namespace
 	if ns == "" {
@@ -20,15 +24,48 @@ func dialNodes(ctx context.Context, cfg Config) (store.Store, string, error) {
 		rand.Read(b[:])
 		ns = "region-" + hex.EncodeToString(b[:])
 	}
+	// The remote reports a memnode that restarted empty (new boot epoch)
+	// on the redial goroutine; the resilient store, made after the remote,
+	// takes it from there.
+	var rs atomic.Pointer[resilient.Store]
 	st, err := remote.New(ctx, remote.Config{
 		Nodes:       cfg.Nodes,
 		Namespace:   ns,
 		Token:       cfg.Token,
 		PageSize:    cfg.PageSize,
 		DialTimeout: cfg.DialTimeout,
+		OnEpochChange: func(node int, _, epoch uint64) {
+			if s := rs.Load(); s != nil {
+				s.EpochChanged(node, epoch)
+			}
+		},
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("farmem: connecting to memnodes: %w", err)
 	}
-	return st, ns, nil
+	if cfg.Backup == "" {
+		return st, ns, nil
+	}
+	s, err := resilient.Open(ctx, resilient.Config{
+		Primary:    st,
+		Pages:      uint64(cfg.Size / int64(cfg.PageSize)),
+		Health:     health.Config{Fixed: cfg.ReadDeadline},
+		Registerer: cfg.Metrics,
+		OwnPrimary: true,
+	}, resilient.BackupFile{Path: cfg.Backup, Create: cfg.CreateBackup, RegionID: RegionID(ns)})
+	if err != nil {
+		st.Close()
+		return nil, "", fmt.Errorf("farmem: backup: %w", err)
+	}
+	rs.Store(s)
+	return s, ns, nil
+}
+
+// RegionID is the id a region's backup file carries: the first 16 bytes of
+// the SHA-256 of its namespace.
+func RegionID(namespace string) [16]byte {
+	sum := sha256.Sum256([]byte("farmem region\x00" + namespace))
+	var id [16]byte
+	copy(id[:], sum[:])
+	return id
 }

@@ -6,8 +6,11 @@ import (
 	"io"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/farmem/farmem/engine"
 	"github.com/farmem/farmem/store"
+	"github.com/farmem/farmem/store/resilient"
 )
 
 // Config describes a region.
@@ -37,6 +40,23 @@ type Config struct {
 	// FaultObserver, when set, is called after every fetch with the number
 	// of pages fetched and the fault's latency (see engine.Config).
 	FaultObserver func(pages int, d time.Duration)
+	// Backup, when set with Nodes, is the path of a local backup file (on
+	// the NVM device) holding a copy of every page: the region then runs
+	// over a resilient store (capability C1, package store/resilient) that
+	// serves a read from the backup when a memnode misses its deadline or
+	// is down, and resyncs the memnode when it returns. The outage set
+	// lives beside it, at Backup + ".outage". The file must exist unless
+	// CreateBackup is set; one of another region (namespace, page size or
+	// size) is refused with store.ErrWrongRegion, so a region with a
+	// backup needs a fixed Namespace to be reopened.
+	Backup       string
+	CreateBackup bool
+	// ReadDeadline, when positive, is the fixed read deadline of the
+	// resilient store; 0 means adaptive: clamp(4 × p99 of the last 256
+	// remote reads, 2 ms, 100 ms) per memnode (see store/health).
+	ReadDeadline time.Duration
+	// Metrics, when set, gets the resilient store's Prometheus metrics.
+	Metrics prometheus.Registerer
 }
 
 // Region is far memory addressed by byte offset. Its methods are safe for
@@ -66,9 +86,15 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 		return nil, fmt.Errorf("%w: local DRAM budget must be positive", ErrConfig)
 	}
 	r := &Region{st: cfg.Store, namespace: cfg.Namespace}
+	if cfg.Backup != "" && cfg.Store != nil {
+		return nil, fmt.Errorf("%w: Backup is for memnodes; a Store replaces them", ErrConfig)
+	}
 	if r.st == nil {
 		if len(cfg.Nodes) == 0 {
 			return nil, fmt.Errorf("%w: no memory nodes and no store", ErrConfig)
+		}
+		if cfg.Size%int64(cfg.PageSize) != 0 {
+			return nil, fmt.Errorf("%w: size %d is not a multiple of the page size %d", ErrConfig, cfg.Size, cfg.PageSize)
 		}
 		st, ns, err := dialNodes(ctx, cfg)
 		if err != nil {
@@ -122,6 +148,16 @@ func (r *Region) closeStore() {
 	if r.ownsStore && r.st != nil {
 		r.st.Close()
 	}
+}
+
+// Resilience returns the resilient store's counters (failovers, backup
+// reads, outage set, resync) and true, or false when the region has no
+// backup.
+func (r *Region) Resilience() (resilient.Counters, bool) {
+	if rs, ok := r.st.(*resilient.Store); ok {
+		return rs.Counters(), true
+	}
+	return resilient.Counters{}, false
 }
 
 // Size returns the region's size in bytes.

@@ -46,8 +46,9 @@ const (
 )
 
 var (
-	_ store.Store = (*Store)(nil)
-	_ store.Doer  = (*Store)(nil)
+	_ store.Store   = (*Store)(nil)
+	_ store.Doer    = (*Store)(nil)
+	_ store.Statter = (*Store)(nil)
 )
 
 // placer is what a multi-node primary offers (remote.Store has it).
@@ -361,4 +362,13 @@ func (s *Store) Close() error {
 	}
 	errs = append(errs, s.out.close())
 	return errors.Join(errs...)
+}
+
+// Stat implements store.Statter with the primary's numbers (the memnodes'
+// capacity is what a region must fit in); zero if it cannot tell.
+func (s *Store) Stat(ctx context.Context) (store.Stats, error) {
+	if st, ok := s.primary.(store.Statter); ok {
+		return st.Stat(ctx)
+	}
+	return store.Stats{}, nil
 }

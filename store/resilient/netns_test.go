@@ -1,0 +1,3 @@
+package resilient_test
+
+func maybeServeInNamespace() {}
