@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/farmem/farmem/store"
 )
@@ -50,6 +51,12 @@ type Config struct {
 	// ReclaimBatch is how many pages one eviction round writes back in one
 	// store call; 0 means DefaultReclaimBatch.
 	ReclaimBatch int
+	// SpinPoll, when positive, makes each region's event reader poll its
+	// userfaultfd without blocking for this long after serving a fault
+	// before it blocks in poll(2): while faults are frequent the next one is
+	// read without a thread wake-up, at the price of a busy core. 0 (the
+	// default) never spins.
+	SpinPoll time.Duration
 	// MaxRegion is the largest region accepted, in bytes; 0 means 1 TiB.
 	MaxRegion int64
 	// Logf, if set, receives one line per notable event (attach, detach,
@@ -79,6 +86,9 @@ func (c *Config) normalize() (pageSize int, err error) {
 	}
 	if c.ReclaimBatch < 0 || c.ReclaimBatch > 1024 {
 		return 0, fmt.Errorf("%w: reclaim batch %d", ErrConfig, c.ReclaimBatch)
+	}
+	if c.SpinPoll < 0 || c.SpinPoll > time.Second {
+		return 0, fmt.Errorf("%w: spin poll %v (0..1s)", ErrConfig, c.SpinPoll)
 	}
 	if c.MaxRegion == 0 {
 		c.MaxRegion = 1 << 40

@@ -121,8 +121,21 @@ func (r *region) readLoop() {
 	defer close(r.readerDone)
 	w := r.p.newWorker()
 	var msgs [32]uffd.Msg
+	spin := r.p.cfg.SpinPoll
+	var lastFault time.Time
 	for {
-		n, err := r.a.Uffd.Read(msgs[:])
+		n, err := 0, error(nil)
+		// While faults come often, poll without blocking for a short
+		// while after each one: the next fault is then read without a
+		// wake-up of this thread.
+		for spin > 0 && time.Since(lastFault) < spin {
+			if n, err = r.a.Uffd.TryRead(msgs[:]); n > 0 || err != nil {
+				break
+			}
+		}
+		if n == 0 && err == nil {
+			n, err = r.a.Uffd.Read(msgs[:])
+		}
 		if err != nil {
 			if !errors.Is(err, uffd.ErrClosed) {
 				r.p.logf("pager: region %d: reading faults: %v", r.id, err)
@@ -137,6 +150,7 @@ func (r *region) readLoop() {
 		}
 		if n > 0 {
 			r.handle(w, &msgs[n-1], t)
+			lastFault = time.Now()
 		}
 	}
 }
@@ -281,6 +295,7 @@ func (r *region) missingFault(w *worker, pg int, write bool, t0 time.Time) {
 	c.faults.Add(1)
 	c.installedPages.Add(uint64(run))
 	c.serviceNS.Add(uint64(time.Since(t0)))
+
 }
 
 // abandon returns pages claimed for loading to absent, with their flags.

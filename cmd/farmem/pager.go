@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -25,6 +26,7 @@ type pagerFlags struct {
 	nodes                                                             []string
 	workers, prefetch, reclaimBatch                                   int
 	verbose                                                           bool
+	spin                                                              time.Duration
 }
 
 func newPagerCmd() *cobra.Command {
@@ -67,6 +69,7 @@ then block on absent pages until a pager re-attaches) and exits.`,
 	fl.IntVar(&f.workers, "workers", pager.DefaultWorkers, "fault workers shared by all regions")
 	fl.IntVar(&f.prefetch, "prefetch", 0, "absent pages fetched after a faulting page, in the same call (0..63)")
 	fl.IntVar(&f.reclaimBatch, "reclaim-batch", pager.DefaultReclaimBatch, "pages per eviction write-back")
+	fl.DurationVar(&f.spin, "spin", 0, "after each fault, poll for the next one without sleeping for this long (e.g. 50us; 0: never)")
 	fl.StringVar(&f.statsJSON, "stats-json", "", "at exit, write the pager's counters as JSON to this file")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every attach and detach")
 	return cmd
@@ -77,7 +80,7 @@ func runPager(ctx context.Context, f pagerFlags, out io.Writer) error {
 		return errors.New("pager: --socket is required")
 	}
 	ps := os.Getpagesize()
-	cfg := pager.Config{Workers: f.workers, Prefetch: f.prefetch, ReclaimBatch: f.reclaimBatch}
+	cfg := pager.Config{Workers: f.workers, Prefetch: f.prefetch, ReclaimBatch: f.reclaimBatch, SpinPoll: f.spin}
 	if f.local != "" {
 		n, err := size.Parse(f.local)
 		if err != nil {
