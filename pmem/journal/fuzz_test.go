@@ -25,10 +25,8 @@ func FuzzDecodeJournal(f *testing.F) {
 	tx.Write(h.HeapOff, []byte("hello, journal"))
 	tx.Write(h.HeapOff+100, []byte{1, 2, 3})
 	tx.bodyCRC = 0
-	j.mu.Lock()
 	tx.bodyCRC = crcBody(tx)
-	j.sealLocked(tx)
-	j.mu.Unlock()
+	j.seal(tx)
 	f.Add(append([]byte(nil), tx.jb...))
 	u, _ := j.Begin(Undo)
 	u.Write(h.HeapOff+200, []byte("undo me"))

@@ -63,11 +63,12 @@ type Journals struct {
 	free    []int
 	freeSig chan struct{}
 
-	// mu guards the sequencer: the next id and the pending list.
-	mu      sync.Mutex
-	nextID  uint64
-	pending []*Tx // sealed redo commits awaiting a leader (coalescing)
-	spare   []*Tx // a finished round's group slice, for reuse as pending
+	// The sequencer: the next commit id, taken with an atomic add, and the
+	// pending list, a lock-free stack of sealed redo commits awaiting a
+	// leader (coalescing), linked through Tx.pnext and taken whole.
+	nextID   atomic.Uint64
+	pending  atomic.Pointer[Tx]
+	npending atomic.Int32
 
 	// applied is a lock-free stack of redo ids whose home writes are
 	// flushed; the next persist round pops it, so committers never wait for
@@ -226,8 +227,9 @@ func (j *Journals) recover() (Recovery, error) {
 		// writes it. Stopping at w would leave W below ids that no
 		// transaction will ever complete again (an undo id, say), and
 		// journals would never be recycled.
-		j.nextID, j.wMem, j.wWritten, j.wWord = maxID+1, maxID, w, w
-		rec.NextID = j.nextID
+		j.wMem, j.wWritten, j.wWord = maxID, w, w
+		j.nextID.Store(maxID + 1)
+		rec.NextID = maxID + 1
 		return rec, nil
 	}
 	if err := j.p.Fence(); err != nil {
@@ -246,8 +248,9 @@ func (j *Journals) recover() (Recovery, error) {
 	if err := j.p.Fence(); err != nil {
 		return rec, err
 	}
-	j.nextID, j.wMem, j.wWritten, j.wWord = maxID+1, maxID, maxID, maxID
-	rec.NextID = j.nextID
+	j.wMem, j.wWritten, j.wWord = maxID, maxID, maxID
+	j.nextID.Store(maxID + 1)
+	rec.NextID = maxID + 1
 	return rec, nil
 }
 
@@ -304,10 +307,7 @@ func (j *Journals) BeginInto(tx *Tx, mode Mode) error {
 		// The undo id is taken now: it binds the entries. Undo transactions
 		// never leave a journal behind that recovery could replay, so their
 		// id counts as durable for the watermark at once.
-		j.mu.Lock()
-		tx.id = j.nextID
-		j.nextID++
-		j.mu.Unlock()
+		tx.id = j.nextID.Add(1) - 1
 		j.flushMu.Lock()
 		j.markDurable(tx.id)
 		j.flushMu.Unlock()
@@ -425,7 +425,8 @@ func (j *Journals) markDurable(id uint64) {
 }
 
 // persist is one persist round. It flushes, on the calling goroutine, every
-// line its one fence is meant to make durable: the journals of g (body and
+// line its one fence is meant to make durable: the journals of the group g
+// (linked through pnext; nil for a watermark-only round) (body and
 // header, sealed by their committers), the home ranges of the applied ids
 // it pops, and the watermark word if it advanced. Afterwards the popped ids
 // count as durable, and journals at or below the durable watermark return
@@ -447,13 +448,13 @@ func (j *Journals) markDurable(id uint64) {
 // tears this round can never persist the watermark without the homes it
 // vouches for; and a round that did not write the word itself never takes
 // the word's value as durable.
-func (j *Journals) persist(g []*Tx) error {
+func (j *Journals) persist(g *Tx) error {
 	j.flushMu.Lock()
 	r := j.beginRound()
 	j.flushMu.Unlock()
 	bp := rangeBufs.Get().(*[]pmem.Range)
 	rs := (*bp)[:0]
-	for _, tx := range g {
+	for tx := g; tx != nil; tx = tx.pnext {
 		rs = append(rs, pmem.Range{Off: tx.base, Len: uint64(HeaderSize + tx.used)})
 	}
 	for a := r.recs; a != nil; a = a.next {
@@ -465,7 +466,7 @@ func (j *Journals) persist(g []*Tx) error {
 		rs = append(rs, pmem.Range{Off: pmem.WatermarkOff, Len: 8})
 	}
 	j.p.FlushRanges(rs)
-	err := j.fence(len(g) > 0)
+	err := j.fence(g != nil)
 	*bp = rs[:0]
 	rangeBufs.Put(bp)
 	if err != nil {
@@ -630,24 +631,33 @@ func (j *Journals) Close() error {
 // parallel.
 //
 // Coalescing follows the leader/follower scheme of group commit: a
-// committer seals its journal under mu and appends it to the pending list.
-// If a round slot is free (fewer than Options.Rounds rounds in flight) it
+// committer seals its journal and pushes it on the pending stack. If a
+// round slot is free (fewer than Options.Rounds rounds in flight) it
 // becomes a leader: it takes every pending journal and persists them with
 // one fence. Otherwise it waits; the group it is in grows while the rounds
-// in flight fence. No group objects or channels are allocated, so a
-// committer that ends up alone pays little over the uncoalesced path.
+// in flight fence. Neither step takes a lock, and no group objects or
+// channels are allocated, so a committer that ends up alone pays little
+// over the uncoalesced path.
 func (j *Journals) commitRedo(tx *Tx) error {
+	j.seal(tx)
 	if !j.opts.Coalesce {
-		j.mu.Lock()
-		j.sealLocked(tx)
-		j.mu.Unlock()
-		return j.persist([]*Tx{tx})
+		return j.persist(tx)
 	}
-	j.mu.Lock()
-	j.sealLocked(tx)
-	j.pending = append(j.pending, tx)
-	j.mu.Unlock()
+	j.pushPending(tx, tx, 1)
 	return j.await(tx, true)
+}
+
+// pushPending pushes the chain first..last (linked through pnext) of n
+// sealed commits on the pending stack in one step.
+func (j *Journals) pushPending(first, last *Tx, n int32) {
+	j.npending.Add(n)
+	for {
+		old := j.pending.Load()
+		last.pnext = old
+		if j.pending.CompareAndSwap(old, first) {
+			return
+		}
+	}
 }
 
 // await returns once tx, sealed and pending, is persisted, leading rounds
@@ -700,28 +710,24 @@ func (j *Journals) leadRound(gather bool) {
 	if gather && j.opts.MaxWait > 0 {
 		j.gather()
 	}
-	j.mu.Lock()
-	g := j.pending
-	j.pending, j.spare = j.spare, nil
-	for _, tx := range g {
+	g := j.pending.Swap(nil)
+	var n int32
+	for tx := g; tx != nil; tx = tx.pnext {
 		tx.taken.Store(true)
+		n++
 	}
-	j.mu.Unlock()
 	var err error
-	if len(g) > 0 {
+	if g != nil {
+		j.npending.Add(-n)
 		err = j.persist(g)
 	}
-	for _, tx := range g {
+	for tx := g; tx != nil; {
+		// Once persisted is set the committer may return and reuse its
+		// Tx: read the link first.
+		next := tx.pnext
 		tx.persistErr = err
 		tx.persisted.Store(true)
-	}
-	if g != nil {
-		clear(g)
-		j.mu.Lock()
-		if j.spare == nil {
-			j.spare = g[:0]
-		}
-		j.mu.Unlock()
+		tx = next
 	}
 	j.inflight.Add(-1)
 	if j.sleepers.Load() > 0 {
@@ -739,9 +745,7 @@ func (j *Journals) leadRound(gather bool) {
 func (j *Journals) gather() {
 	deadline := time.Now().Add(j.opts.MaxWait)
 	for {
-		j.mu.Lock()
-		n := len(j.pending)
-		j.mu.Unlock()
+		n := int(j.npending.Load())
 		if (j.opts.GroupSize > 0 && n >= j.opts.GroupSize) || time.Now().After(deadline) {
 			return
 		}
@@ -749,12 +753,12 @@ func (j *Journals) gather() {
 	}
 }
 
-// sealLocked assigns the next commit id and writes the redo header. Holding
-// j.mu while doing both keeps the ids in the order in which transactions
-// join groups.
-func (j *Journals) sealLocked(tx *Tx) {
-	tx.id = j.nextID
-	j.nextID++
+// seal assigns the next commit id and writes the redo header. Ids need not
+// follow the order in which groups persist: a transaction's effects are
+// applied only after its own round, so none depends on a transaction that
+// is not yet durable, and recovery replays whatever is durable in id order.
+func (j *Journals) seal(tx *Tx) {
+	tx.id = j.nextID.Add(1) - 1
 	Header{State: StateRedo, ID: tx.id, Count: tx.count, Used: uint32(tx.used), BodyCRC: tx.bodyCRC}.encode(tx.jb)
 }
 

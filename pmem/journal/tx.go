@@ -54,6 +54,7 @@ type Tx struct {
 	err     error
 	done    bool
 
+	pnext      *Tx         // next commit on the pending stack / in the group
 	taken      atomic.Bool // a round leader took the commit from the pending list
 	persisted  atomic.Bool // set by the round leader once the commit is durable
 	persistErr error       // the round's result, written before persisted is set
@@ -230,9 +231,7 @@ func (tx *Tx) finishUndo() error {
 		j.failed.Store(true)
 		return fmt.Errorf("%w: %v", ErrFailed, err)
 	}
-	j.mu.Lock()
-	target := j.nextID - 1
-	j.mu.Unlock()
+	target := j.nextID.Load() - 1
 	if err := j.syncThrough(target); err != nil {
 		return err
 	}
@@ -325,12 +324,13 @@ func (j *Journals) CommitAll(txs ...*Tx) error {
 	// goroutine commits, the group is one round). A concurrent coalescing
 	// leader may take some of them into its round; they are then persisted
 	// by that round.
-	j.mu.Lock()
-	for _, tx := range g {
-		j.sealLocked(tx)
-		j.pending = append(j.pending, tx)
+	for k, tx := range g {
+		j.seal(tx)
+		if k > 0 {
+			g[k-1].pnext = tx
+		}
 	}
-	j.mu.Unlock()
+	j.pushPending(g[0], g[len(g)-1], int32(len(g)))
 	for _, tx := range g {
 		if err := j.await(tx, false); err != nil {
 			return err
