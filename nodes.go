@@ -47,11 +47,12 @@ func dialNodes(ctx context.Context, cfg Config) (store.Store, string, error) {
 		return st, ns, nil
 	}
 	s, err := resilient.Open(ctx, resilient.Config{
-		Primary:    st,
-		Pages:      uint64(cfg.Size / int64(cfg.PageSize)),
-		Health:     health.Config{Fixed: cfg.ReadDeadline},
-		Registerer: cfg.Metrics,
-		OwnPrimary: true,
+		Primary:      st,
+		Pages:        uint64(cfg.Size / int64(cfg.PageSize)),
+		Health:       health.Config{Fixed: cfg.ReadDeadline},
+		Registerer:   cfg.Metrics,
+		OnBackupRead: cfg.BackupReadObserver,
+		OwnPrimary:   true,
 	}, resilient.BackupFile{Path: cfg.Backup, Create: cfg.CreateBackup, RegionID: RegionID(ns)})
 	if err != nil {
 		st.Close()

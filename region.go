@@ -57,6 +57,9 @@ type Config struct {
 	ReadDeadline time.Duration
 	// Metrics, when set, gets the resilient store's Prometheus metrics.
 	Metrics prometheus.Registerer
+	// BackupReadObserver, when set with Backup, is called after every read
+	// from the backup with the pages read and the time it took.
+	BackupReadObserver func(pages int, d time.Duration)
 }
 
 // Region is far memory addressed by byte offset. Its methods are safe for

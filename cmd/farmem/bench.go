@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -21,10 +22,12 @@ import (
 	"golang.org/x/term"
 
 	"github.com/farmem/farmem"
+	"github.com/farmem/farmem/faultproxy"
 	"github.com/farmem/farmem/internal/nodeproc"
 	"github.com/farmem/farmem/internal/size"
 	"github.com/farmem/farmem/store"
 	"github.com/farmem/farmem/store/remote"
+	"github.com/farmem/farmem/store/resilient"
 	"github.com/farmem/farmem/workload"
 	"github.com/farmem/farmem/workload/hist"
 )
@@ -43,6 +46,8 @@ type benchFlags struct {
 	rttSamples                           int
 	noProgress, verify                   bool
 	mode                                 string
+	backup, faults                       string
+	deadline                             time.Duration
 }
 
 func newBenchCmd() *cobra.Command {
@@ -78,6 +83,9 @@ model of what was written. With --json the result is one JSON object
 	fl.StringVar(&f.json, "json", "", "write the result as JSON to FILE, or - for stdout")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "never draw a progress bar")
 	fl.BoolVar(&f.verify, "verify", true, "after the run, read the whole region back and check every byte against the shadow")
+	fl.StringVar(&f.backup, "backup", "", "local backup file of every remote page (C1; default: a temporary file removed at exit); an existing farmem backup there is replaced")
+	fl.StringVar(&f.faults, "faults", "", "fault schedule injected between the client and the memnodes during the measured phase, e.g. blackhole@5s+3s,delay@10s+2s:50ms,reset@14s,kill@16s+2s (docs/FAULTS.md)")
+	fl.DurationVar(&f.deadline, "deadline", 0, "fixed remote read deadline (default: adaptive, clamp(4 x p99, 2ms, 100ms))")
 	return cmd
 }
 
@@ -143,6 +151,39 @@ type Baseline struct {
 	Slowdown float64 `json:"slowdown"`
 }
 
+// Failover sums up C1's work in a run: remote reads served by the backup
+// instead, pages read from the backup, pages that entered the outage set,
+// and pages copied back to memnodes by resync.
+type Failover struct {
+	Count         uint64 `json:"count"`
+	BackupReads   uint64 `json:"backup_reads"`
+	OutagePages   uint64 `json:"outage_pages"`
+	ResyncedPages uint64 `json:"resynced_pages"`
+}
+
+// FaultWindowLatency is a fault latency summary in microseconds over the
+// faults that happened while injected faults were in force.
+type FaultWindowLatency struct {
+	Count uint64  `json:"count"`
+	P50   float64 `json:"p50"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+}
+
+// Resilience is the detail behind Failover: the resilient store's counters,
+// the backup read latency and the deadline, for the benchmark rule "during a
+// blackhole, fault p99 <= deadline + 2 x backup read p99".
+type Resilience struct {
+	Faults              string             `json:"faults,omitempty"`
+	FaultsInjected      map[string]uint64  `json:"faults_injected,omitempty"`
+	BackupFile          string             `json:"backup_file"`
+	BackupReadLatencyUS FaultWindowLatency `json:"backup_read_latency_us"`
+	DuringBlackholeUS   FaultWindowLatency `json:"fault_latency_us_during_blackhole"`
+	DeadlineMSMax       float64            `json:"read_deadline_ms_max"`
+	DeadlineMSBlackhole float64            `json:"read_deadline_ms_max_during_blackhole"`
+	Store               resilient.Counters `json:"store"`
+}
+
 // BenchResult is the JSON object of farmem bench --json.
 type BenchResult struct {
 	Workload         string      `json:"workload"`
@@ -168,6 +209,10 @@ type BenchResult struct {
 	Memory           Memory      `json:"memory"`
 	Errors           BenchErrors `json:"errors"`
 	Baseline         *Baseline   `json:"baseline,omitempty"`
+	// C1 (resilient remote memory).
+	Failover             *Failover           `json:"failover,omitempty"`
+	FaultLatencyDuringUS *FaultWindowLatency `json:"fault_latency_us_during_faults,omitempty"`
+	Resilience           *Resilience         `json:"resilience,omitempty"`
 }
 
 func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
@@ -180,6 +225,9 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	switch f.mode {
 	case "explicit":
 	case "transparent":
+		if f.backup != "" || f.faults != "" || f.deadline != 0 {
+			return fmt.Errorf("--backup, --faults and --deadline are for --mode explicit")
+		}
 		return runTransparentBench(ctx, f, out)
 	default:
 		return fmt.Errorf("--mode %q: want explicit or transparent", f.mode)
@@ -221,6 +269,18 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	} else {
 		w.Close()
 	}
+	var sched faultproxy.Schedule
+	if f.faults != "" {
+		if sched, err = faultproxy.Parse(f.faults); err != nil {
+			return fmt.Errorf("--faults: %w", err)
+		}
+		if len(f.nodes) > 0 && sched.Count(faultproxy.Kill) > 0 {
+			return fmt.Errorf("--faults: kill needs the embedded memnode (leave out --nodes)")
+		}
+	}
+	if f.deadline < 0 {
+		return fmt.Errorf("--deadline %v: must not be negative", f.deadline)
+	}
 	var token []byte
 	if f.tokenFile != "" {
 		b, err := os.ReadFile(f.tokenFile)
@@ -237,6 +297,7 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 		Trace: f.trace, GOMAXPROCS: gomaxprocs(),
 	}
 	nodes := f.nodes
+	var embedded *nodeproc.Proc
 	if len(nodes) == 0 {
 		// Room for the region twice over (the baseline run uses a second
 		// namespace) and for the RTT probe.
@@ -246,6 +307,7 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 			return fmt.Errorf("starting the embedded memnode: %w", err)
 		}
 		defer p.Stop(5 * time.Second)
+		embedded = p
 		nodes = []string{p.Addr()}
 		res.Config.Nodes = nodes
 		res.Config.EmbeddedNode = true
@@ -259,11 +321,48 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	}
 	res.RawRTTUS = summarizeRTT(rtt)
 
-	run, err := benchRun(ctx, f, wcfg, nodes, token, regionSize, local, true)
+	// C1: every run keeps a backup of its remote pages; with --faults the
+	// client reaches the memnodes through fault-injecting proxies.
+	tmpDir, err := os.MkdirTemp("", "farmem-bench-")
+	if err != nil {
+		return fmt.Errorf("bench: temporary backup directory: %w", err)
+	}
+	defer os.RemoveAll(tmpDir)
+	env := &benchEnv{backup: filepath.Join(tmpDir, "backup"), deadline: f.deadline, clientNodes: nodes}
+	if f.backup != "" {
+		if err := prepareBackup(f.backup); err != nil {
+			return err
+		}
+		env.backup = f.backup
+	}
+	if f.faults != "" {
+		var inj multiInjector
+		env.clientNodes = nil
+		for _, n := range nodes {
+			p, err := faultproxy.New(n)
+			if err != nil {
+				return fmt.Errorf("--faults: %w", err)
+			}
+			defer p.Close()
+			inj = append(inj, p)
+			env.clientNodes = append(env.clientNodes, p.Addr())
+		}
+		var hooks faultproxy.Hooks
+		if embedded != nil {
+			hooks = faultproxy.Hooks{Kill: embedded.Kill, Restart: embedded.Restart}
+		}
+		if env.runner, err = faultproxy.NewRunner(sched, inj, hooks); err != nil {
+			return fmt.Errorf("--faults: %w", err)
+		}
+		env.sched = sched
+	}
+
+	run, err := benchRun(ctx, f, wcfg, env, token, regionSize, local, true)
 	if err != nil {
 		return err
 	}
 	run.fill(res)
+	res.Failover, res.FaultLatencyDuringUS, res.Resilience = run.resilience(f, env)
 	// The peak RSS of the main run, before a baseline run with a larger
 	// budget raises it.
 	res.Memory.PeakRSSBytes = peakRSS()
@@ -271,7 +370,8 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 		res.FaultToRTTP50 = res.FaultLatencyUS.P50 / res.RawRTTUS.P50
 	}
 	if baseLocal > 0 {
-		b, err := benchRun(ctx, f, wcfg, nodes, token, regionSize, baseLocal, false)
+		benv := &benchEnv{backup: filepath.Join(tmpDir, "baseline-backup"), deadline: f.deadline, clientNodes: nodes}
+		b, err := benchRun(ctx, f, wcfg, benv, token, regionSize, baseLocal, false)
 		if err != nil {
 			return fmt.Errorf("baseline run: %w", err)
 		}
@@ -309,6 +409,24 @@ type runOutcome struct {
 	metadata int64
 	shadow   int64
 	local    int64
+
+	// C1: latencies of faults while injected faults were in force (any,
+	// and blackholes), of backup reads; the deadline; the store's counters.
+	during, duringBH, backupLat *hist.Histogram
+	deadlineMax, deadlineBH     float64
+	counters                    resilient.Counters
+	injected                    faultproxy.Counts
+}
+
+// benchEnv is what a measured run needs beyond the flags: where the backup
+// goes, the addresses the client dials (proxies under --faults) and the
+// fault runner.
+type benchEnv struct {
+	backup      string
+	deadline    time.Duration
+	clientNodes []string
+	runner      *faultproxy.Runner
+	sched       faultproxy.Schedule
 }
 
 func (r *runOutcome) fill(res *BenchResult) {
@@ -336,17 +454,38 @@ func (r *runOutcome) fill(res *BenchResult) {
 
 // benchRun opens a fresh region, sets the workload up, and runs the measured
 // phase for f.duration.
-func benchRun(ctx context.Context, f benchFlags, wcfg workload.Config, nodes []string, token []byte, regionSize, local int64, progress bool) (*runOutcome, error) {
-	out := &runOutcome{lat: new(hist.Histogram), local: local}
+func benchRun(ctx context.Context, f benchFlags, wcfg workload.Config, env *benchEnv, token []byte, regionSize, local int64, progress bool) (*runOutcome, error) {
+	out := &runOutcome{lat: new(hist.Histogram), local: local,
+		during: new(hist.Histogram), duringBH: new(hist.Histogram), backupLat: new(hist.Histogram)}
 	var measuring atomic.Bool
 	var batches atomic.Uint64
+	var measureStart atomic.Int64
+	// faultNow says whether injected faults are in force (or a node has
+	// not recovered from one yet), as the sampler last saw it: 1 any, 2 a
+	// blackhole.
+	var faultNow atomic.Int32
 	r, err := farmem.Open(ctx, farmem.Config{
-		Size: regionSize, Local: local, PageSize: f.pageSize, Nodes: nodes, Token: token,
+		Size: regionSize, Local: local, PageSize: f.pageSize, Nodes: env.clientNodes, Token: token,
 		Namespace: "farmem-bench-" + randomName(),
 		FaultObserver: func(pages int, d time.Duration) {
 			if measuring.Load() {
 				out.lat.RecordDuration(d)
 				batches.Add(1)
+				if env.runner != nil {
+					switch faultNow.Load() {
+					case 2:
+						out.duringBH.RecordDuration(d)
+						fallthrough
+					case 1:
+						out.during.RecordDuration(d)
+					}
+				}
+			}
+		},
+		Backup: env.backup, CreateBackup: true, ReadDeadline: env.deadline,
+		BackupReadObserver: func(pages int, d time.Duration) {
+			if measuring.Load() {
+				out.backupLat.RecordDuration(d)
 			}
 		},
 	})
@@ -381,6 +520,55 @@ func benchRun(ctx context.Context, f benchFlags, wcfg workload.Config, nodes []s
 		)
 	}
 	measuring.Store(true)
+	measureStart.Store(time.Now().UnixNano())
+	stopFaults := func() {}
+	if env.runner != nil {
+		fctx, cancel := context.WithCancel(ctx)
+		runDone := make(chan struct{})
+		go func() {
+			defer close(runDone)
+			env.runner.Run(fctx, nil)
+		}()
+		sampDone := make(chan struct{})
+		go func() {
+			defer close(sampDone)
+			tk := time.NewTicker(2 * time.Millisecond)
+			defer tk.Stop()
+			for {
+				select {
+				case <-fctx.Done():
+					return
+				case <-tk.C:
+				}
+				at := time.Since(time.Unix(0, measureStart.Load()))
+				st := env.sched.At(at)
+				c, _ := r.Resilience()
+				unhealthy := false
+				for _, n := range c.Nodes {
+					unhealthy = unhealthy || n.State != "healthy"
+					out.deadlineMax = max(out.deadlineMax, n.DeadlineMS)
+					if st.Blackhole {
+						out.deadlineBH = max(out.deadlineBH, n.DeadlineMS)
+					}
+				}
+				switch {
+				case st.Blackhole:
+					faultNow.Store(2)
+				case st.Cut || st.Killed || st.Delay > 0 || unhealthy:
+					faultNow.Store(1)
+				default:
+					faultNow.Store(0)
+				}
+			}
+		}()
+		stopFaults = func() {
+			cancel()
+			<-runDone
+			<-sampDone
+			env.runner.Heal()
+			out.injected = env.runner.Counts()
+		}
+	}
 	res, runErr := workload.Run(ctx, w, r, workload.RunOptions{
 		Duration:  f.duration,
 		MaxErrors: 1000,
@@ -392,6 +580,7 @@ func benchRun(ctx context.Context, f benchFlags, wcfg workload.Config, nodes []s
 		ProgressInterval: 200 * time.Millisecond,
 	})
 	measuring.Store(false)
+	stopFaults()
 	if bar != nil {
 		bar.Finish()
 	}
@@ -421,7 +610,88 @@ func benchRun(ctx context.Context, f benchFlags, wcfg workload.Config, nodes []s
 		out.addMismatches(vs, "verify")
 		out.verify = time.Since(t1)
 	}
+	out.counters, _ = r.Resilience()
 	return out, nil
+}
+
+// resilience makes the C1 parts of the result.
+func (r *runOutcome) resilience(f benchFlags, env *benchEnv) (*Failover, *FaultWindowLatency, *Resilience) {
+	c := r.counters
+	fo := &Failover{Count: c.Failovers, BackupReads: c.BackupReads, OutagePages: c.OutageAdded, ResyncedPages: c.ResyncedPages}
+	window := func(h *hist.Histogram) FaultWindowLatency {
+		l := summarize(h)
+		return FaultWindowLatency{Count: l.Count, P50: l.P50, P99: l.P99, Max: l.Max}
+	}
+	res := &Resilience{
+		Faults: f.faults, BackupFile: f.backup, Store: c,
+		BackupReadLatencyUS: window(r.backupLat),
+		DeadlineMSMax:       r.deadlineMax, DeadlineMSBlackhole: r.deadlineBH,
+	}
+	if f.backup == "" {
+		res.BackupFile = "(temporary)"
+	}
+	var during *FaultWindowLatency
+	if env.runner != nil {
+		d := window(r.during)
+		during = &d
+		res.DuringBlackholeUS = window(r.duringBH)
+		res.FaultsInjected = map[string]uint64{}
+		for k := faultproxy.Kind(0); k < faultproxy.NumKinds; k++ {
+			res.FaultsInjected[k.String()] = r.injected[k]
+		}
+	}
+	return fo, during, res
+}
+
+// prepareBackup makes way for a fresh backup at path: nothing there, or a
+// farmem backup (of an earlier bench region, which nobody can reopen) that
+// is removed. Anything else is refused.
+func prepareBackup(path string) error {
+	b := make([]byte, 8)
+	fh, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--backup: %w", err)
+	}
+	n, _ := io.ReadFull(fh, b)
+	fh.Close()
+	if string(b[:n]) != "FARMNVM1" {
+		return fmt.Errorf("--backup %s: the file exists and is not a farmem backup; remove it or name another", path)
+	}
+	os.Remove(path + ".outage")
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("--backup: %w", err)
+	}
+	return nil
+}
+
+// multiInjector applies link faults to every proxy (one per memnode).
+type multiInjector []*faultproxy.Proxy
+
+func (m multiInjector) SetBlackhole(on bool) {
+	for _, p := range m {
+		p.SetBlackhole(on)
+	}
+}
+
+func (m multiInjector) SetDelay(d time.Duration) {
+	for _, p := range m {
+		p.SetDelay(d)
+	}
+}
+
+func (m multiInjector) SetCut(on bool) {
+	for _, p := range m {
+		p.SetCut(on)
+	}
+}
+
+func (m multiInjector) ResetAll() {
+	for _, p := range m {
+		p.ResetAll()
+	}
 }
 
 // addMismatches adds the shadow model's findings: reads of all zeros where
@@ -520,10 +790,33 @@ func printBenchTable(w io.Writer, r *BenchResult) {
 	if b := r.Baseline; b != nil {
 		fmt.Fprintf(w, "baseline            local %s (%.0f%%): %.0f ops/s; slowdown %.2fx\n", human(uint64(b.LocalBytes)), b.LocalPct, b.OpsPerSec, b.Slowdown)
 	}
+	if fo := r.Failover; fo != nil {
+		fmt.Fprintf(w, "failover            %d failovers, %d backup reads, %d outage pages, %d resynced pages\n", fo.Count, fo.BackupReads, fo.OutagePages, fo.ResyncedPages)
+	}
+	if rs := r.Resilience; rs != nil {
+		b := rs.BackupReadLatencyUS
+		fmt.Fprintf(w, "backup read µs      p50 %.1f  p99 %.1f  max %.1f  (%d reads); deadline max %.2f ms\n", b.P50, b.P99, b.Max, b.Count, rs.DeadlineMSMax)
+		if rs.Faults != "" {
+			fmt.Fprintf(w, "faults injected     %s\n", formatInjected(rs.FaultsInjected))
+		}
+	}
+	if d := r.FaultLatencyDuringUS; d != nil {
+		fmt.Fprintf(w, "during faults µs    p50 %.1f  p99 %.1f  max %.1f  (%d faults)\n", d.P50, d.P99, d.Max, d.Count)
+		bh := r.Resilience.DuringBlackholeUS
+		fmt.Fprintf(w, "during blackhole µs p50 %.1f  p99 %.1f  max %.1f  (%d faults; deadline max %.2f ms)\n", bh.P50, bh.P99, bh.Max, bh.Count, r.Resilience.DeadlineMSBlackhole)
+	}
 	fmt.Fprintf(w, "errors              lost pages %d, checksum mismatches %d, other %d\n", r.Errors.LostPages, r.Errors.ChecksumMismatches, r.Errors.Other)
 	for _, e := range r.Errors.FirstErrors {
 		fmt.Fprintf(w, "  %s\n", e)
 	}
+}
+
+func formatInjected(m map[string]uint64) string {
+	var parts []string
+	for k := faultproxy.Kind(0); k < faultproxy.NumKinds; k++ {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k.String()]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // human formats a byte count for people, with one decimal.

@@ -58,6 +58,10 @@ type Config struct {
 	// metrics.go); ConstLabels are added to each.
 	Registerer  prometheus.Registerer
 	ConstLabels prometheus.Labels
+	// OnBackupRead, if set, is called after every backup read a call makes
+	// with the pages read and the time it took (for benchmarks: the
+	// failover cost is the deadline plus this).
+	OnBackupRead func(pages int, d time.Duration)
 	// OwnPrimary and OwnBackup make Close close them.
 	OwnPrimary, OwnBackup bool
 }

@@ -101,7 +101,11 @@ func (s *Store) readBackup(ctx context.Context, c *store.Call, idx []int) {
 	for j, i := range idx {
 		bc.Pages[j] = store.Page{ID: c.Pages[i].ID, Data: c.Pages[i].Data}
 	}
+	t0 := time.Now()
 	store.Do(ctx, s.backup, bc)
+	if s.cfg.OnBackupRead != nil {
+		s.cfg.OnBackupRead(len(idx), time.Since(t0))
+	}
 	s.ctr.backupReads.Add(uint64(len(idx)))
 	for j, i := range idx {
 		pg := &c.Pages[i]
