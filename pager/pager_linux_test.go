@@ -155,3 +155,51 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestManyRegions: one pager serves three applications at once from one
+// budget, each region larger than the whole budget.
+func TestManyRegions(t *testing.T) {
+	tp := startPager(t, pager.Config{Local: 256 * 4096, Prefetch: 1})
+	done := make(chan string, 3)
+	for i := range 3 {
+		go func() {
+			c := startChild(t, "app",
+				envSocket+"="+tp.Socket, envPages+"=512", envWorkers+"=2", envDuration+"=2s",
+				envSeed+"="+strconv.Itoa(1000+i), envMode+"=mixed")
+			for line := range c.lines {
+				if strings.HasPrefix(line, "ok ") || !strings.HasPrefix(line, "progress ") {
+					done <- line
+				}
+			}
+			if err := <-c.done; err != nil {
+				done <- fmt.Sprintf("child %d: %v\n%s", i, err, c.stderr.String())
+			}
+			c.done <- nil
+		}()
+	}
+	for range 3 {
+		if line := <-done; !strings.HasPrefix(line, "ok ") {
+			t.Fatal(line)
+		}
+	}
+	waitRegions(t, tp.P, 0)
+	t.Logf("pager %+v", tp.P.Stats())
+}
+
+// TestAppKilled: an application killed mid-run (SIGKILL, faults and
+// evictions in flight) is detached, and its budget returned.
+func TestAppKilled(t *testing.T) {
+	tp := startPager(t, pager.Config{Local: 128 * 4096})
+	c := startChild(t, "app",
+		envSocket+"="+tp.Socket, envPages+"=1024", envWorkers+"=4", envDuration+"=1m",
+		envSeed+"=7", envMode+"=mixed")
+	readLine(t, c, "progress ")
+	readLine(t, c, "progress ")
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitRegions(t, tp.P, 0)
+	// The pager still serves newcomers.
+	final := runApp(t, tp.Socket, appRun{pages: 256, workers: 2, duration: time.Second, mode: "mixed"})
+	t.Logf("%s; pager %+v", final, tp.P.Stats())
+}
