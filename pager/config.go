@@ -57,6 +57,15 @@ type Config struct {
 	// read without a thread wake-up, at the price of a busy core. 0 (the
 	// default) never spins.
 	SpinPoll time.Duration
+	// SampleInterval, when positive, turns on access sampling (hint
+	// faults, sample_linux.go): every interval up to SamplePages clean
+	// pages of each region are taken out of the mapping into a staging
+	// buffer; a re-access is a cheap fault that marks the page used, and the
+	// pages not re-accessed are evicted first. 0 (the default) disables it.
+	SampleInterval time.Duration
+	// SamplePages is each region's staging buffer, in pages; 0 means 64.
+	// The staged pages count against Local.
+	SamplePages int
 	// MaxRegion is the largest region accepted, in bytes; 0 means 1 TiB.
 	MaxRegion int64
 	// Logf, if set, receives one line per notable event (attach, detach,
@@ -90,6 +99,15 @@ func (c *Config) normalize() (pageSize int, err error) {
 	if c.SpinPoll < 0 || c.SpinPoll > time.Second {
 		return 0, fmt.Errorf("%w: spin poll %v (0..1s)", ErrConfig, c.SpinPoll)
 	}
+	if c.SampleInterval < 0 {
+		return 0, fmt.Errorf("%w: sample interval %v", ErrConfig, c.SampleInterval)
+	}
+	if c.SampleInterval > 0 && c.SamplePages == 0 {
+		c.SamplePages = 64
+	}
+	if c.SamplePages < 0 || c.SamplePages > 1<<16 {
+		return 0, fmt.Errorf("%w: %d sample pages", ErrConfig, c.SamplePages)
+	}
 	if c.MaxRegion == 0 {
 		c.MaxRegion = 1 << 40
 	}
@@ -102,6 +120,9 @@ func (c *Config) normalize() (pageSize int, err error) {
 	if need := 4 * (c.Workers + 1) * (c.Prefetch + 1); need > pages {
 		return 0, fmt.Errorf("%w: local budget of %d pages is too small for %d workers with prefetch %d (need %d)",
 			ErrConfig, pages, c.Workers, c.Prefetch, need)
+	}
+	if c.SamplePages > pages/4 {
+		return 0, fmt.Errorf("%w: %d sample pages in a budget of %d pages (at most a quarter)", ErrConfig, c.SamplePages, pages)
 	}
 	if c.ReclaimBatch > pages/4 {
 		c.ReclaimBatch = pages / 4
@@ -130,6 +151,12 @@ type Stats struct {
 	WriteBackErrors  uint64 `json:"write_back_errors"`
 	RecoveredRegions uint64 `json:"recovered_regions"`
 	// FaultServiceNS is the total time from reading a missing fault to the
-	// end of its UFFDIO_COPY, in nanoseconds (divide by Faults).
+	// end of its UFFDIO_COPY, in nanoseconds (divide by Faults+HintFaults).
 	FaultServiceNS uint64 `json:"fault_service_ns"`
+	// Sampled pages were staged by access sampling; HintFaults re-accessed
+	// while staged (served from the staging slot); StagedDrops evicted
+	// while staged, not used since sampling (also counted in Evictions).
+	Sampled     uint64 `json:"sampled"`
+	HintFaults  uint64 `json:"hint_faults"`
+	StagedDrops uint64 `json:"staged_drops"`
 }

@@ -59,6 +59,14 @@ func (r *region) evictBatch(ev *evictor) (int, error) {
 	defer r.inflight.Done()
 	ev.victims = ev.victims[:0]
 	want := cap(ev.victims)
+	// Staged pages were not used since they were sampled: they go first,
+	// and for free (they are clean and out of the mapping already).
+	if n := r.dropStagedLocked(want); n > 0 {
+		r.mu.Unlock()
+		r.p.stats.stagedDrops.Add(uint64(n))
+		r.p.stats.evictions.Add(uint64(n))
+		return n, nil
+	}
 	for scanned := 0; len(ev.victims) < want && scanned < 2*r.n && scanned < 64*want; scanned++ {
 		pg := r.hand
 		if r.hand++; r.hand == r.n {

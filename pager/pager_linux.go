@@ -48,6 +48,7 @@ type counters struct {
 	faults, installs, installedPages, zeroFills, fetchCalls, fetchedPages   atomic.Uint64
 	wpFaults, spurious, evictions, writeBacks, writeBackCalls, reserveWaits atomic.Uint64
 	fetchErrors, writeBackErrors, recovered, serviceNS                      atomic.Uint64
+	sampled, hintFaults, stagedDrops                                        atomic.Uint64
 }
 
 type task struct {
@@ -78,6 +79,10 @@ func New(cfg Config) (*Pager, error) {
 	}
 	p.wg.Add(1)
 	go p.reclaimer()
+	if cfg.SampleInterval > 0 {
+		p.wg.Add(1)
+		go p.sampler()
+	}
 	return p, nil
 }
 
@@ -273,6 +278,7 @@ func (p *Pager) Stats() Stats {
 	s.WriteBacks, s.WriteBackCalls, s.ReserveWaits = c.writeBacks.Load(), c.writeBackCalls.Load(), c.reserveWaits.Load()
 	s.FetchErrors, s.WriteBackErrors, s.RecoveredRegions = c.fetchErrors.Load(), c.writeBackErrors.Load(), c.recovered.Load()
 	s.FaultServiceNS = c.serviceNS.Load()
+	s.Sampled, s.HintFaults, s.StagedDrops = c.sampled.Load(), c.hintFaults.Load(), c.stagedDrops.Load()
 	return s
 }
 

@@ -64,12 +64,12 @@ func runApp(t *testing.T, socket string, a appRun) string {
 
 // TestRoundTrip: a short mixed run on a region eight times the budget.
 func TestRoundTrip(t *testing.T) {
-	tp := startPager(t, pager.Config{Local: 64 * 4096 * 2, Prefetch: 3})
+	tp := startPager(t, pager.Config{Local: 64 * 4096 * 2, Prefetch: 3, SampleInterval: 5 * time.Millisecond, SamplePages: 16})
 	final := runApp(t, tp.Socket, appRun{pages: 1024, workers: 3, duration: 2 * time.Second, mode: "mixed"})
 	s := tp.P.Stats()
 	t.Logf("%s; pager %+v", final, s)
-	if s.Evictions == 0 || s.WriteBacks == 0 || s.WPFaults == 0 || s.FetchedPages == 0 {
-		t.Fatalf("the run did not exercise eviction, write-back, dirty tracking and fetch: %+v", s)
+	if s.Evictions == 0 || s.WriteBacks == 0 || s.WPFaults == 0 || s.FetchedPages == 0 || s.HintFaults == 0 || s.StagedDrops == 0 {
+		t.Fatalf("the run did not exercise eviction, write-back, dirty tracking, fetch and sampling: %+v", s)
 	}
 	waitRegions(t, tp.P, 0)
 }
@@ -99,7 +99,7 @@ func TestGCStress(t *testing.T) {
 	d := gcStressDuration(t)
 	for _, procs := range []int{1, 2, 4} {
 		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
-			tp := startPager(t, pager.Config{Local: 512 * 4096, Prefetch: 3})
+			tp := startPager(t, pager.Config{Local: 512 * 4096, Prefetch: 3, SampleInterval: 10 * time.Millisecond})
 			final := runApp(t, tp.Socket, appRun{
 				pages: 4096, workers: 4, duration: d, mode: "mixed",
 				env: []string{"GOGC=10", "GOMAXPROCS=" + strconv.Itoa(procs)},
@@ -159,7 +159,7 @@ func TestConfigErrors(t *testing.T) {
 // TestManyRegions: one pager serves three applications at once from one
 // budget, each region larger than the whole budget.
 func TestManyRegions(t *testing.T) {
-	tp := startPager(t, pager.Config{Local: 256 * 4096, Prefetch: 1})
+	tp := startPager(t, pager.Config{Local: 256 * 4096, Prefetch: 1, SampleInterval: 5 * time.Millisecond})
 	done := make(chan string, 3)
 	for i := range 3 {
 		go func() {

@@ -26,6 +26,7 @@ const (
 	stDirty                 // resident and writable: the application may have written it
 	stBusy                  // resident; a worker is clearing its write protection
 	stEvicting              // write-protected, being copied out, written back and punched
+	stStaged                // clean, sampled out of the mapping into a staging slot (sample_linux.go)
 
 	stateMask uint8 = 7
 	// fRef is the CLOCK reference bit: set on install and on first write.
@@ -51,11 +52,13 @@ type region struct {
 	ctx    context.Context // cancelled when the region stops
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	cond     *sync.Cond // waiters for the end of an eviction
-	pages    []uint8    // the residency map: state | flags per page
-	hand     int        // CLOCK hand
-	resident int        // pages in states other than absent and loading
+	mu         sync.Mutex
+	cond       *sync.Cond // waiters for the end of an eviction
+	pages      []uint8    // the residency map: state | flags per page
+	hand       int        // CLOCK hand
+	stg        *stage     // access sampling's staging slots; nil without sampling
+	sampleHand int
+	resident   int // pages in states other than absent and loading
 
 	stopping   atomic.Bool
 	stopOnce   sync.Once
@@ -73,6 +76,9 @@ func newRegion(p *Pager, a *attach.Attachment, st store.Store) *region {
 	}
 	r.cond = sync.NewCond(&r.mu)
 	r.ctx, r.cancel = context.WithCancel(p.ctx)
+	if p.cfg.SampleInterval > 0 {
+		r.initStage(p.cfg.SamplePages)
+	}
 	return r
 }
 
@@ -236,6 +242,10 @@ func (r *region) missingFault(w *worker, pg int, write bool, t0 time.Time) {
 	for s == stEvicting && !r.stopping.Load() {
 		r.cond.Wait()
 		s = r.pages[pg] & stateMask
+	}
+	if s == stStaged {
+		r.hintFault(pg, write, t0)
+		return
 	}
 	if s != stAbsent {
 		r.mu.Unlock()

@@ -26,7 +26,8 @@ type pagerFlags struct {
 	nodes                                                             []string
 	workers, prefetch, reclaimBatch                                   int
 	verbose                                                           bool
-	spin                                                              time.Duration
+	spin, sampleInterval                                              time.Duration
+	samplePages                                                       int
 }
 
 func newPagerCmd() *cobra.Command {
@@ -70,6 +71,8 @@ then block on absent pages until a pager re-attaches) and exits.`,
 	fl.IntVar(&f.prefetch, "prefetch", 0, "absent pages fetched after a faulting page, in the same call (0..63)")
 	fl.IntVar(&f.reclaimBatch, "reclaim-batch", pager.DefaultReclaimBatch, "pages per eviction write-back")
 	fl.DurationVar(&f.spin, "spin", 0, "after each fault, poll for the next one without sleeping for this long (e.g. 50us; 0: never)")
+	fl.DurationVar(&f.sampleInterval, "sample-interval", 0, "access sampling (hint faults): stage up to --sample-pages clean pages of each region this often (0: off)")
+	fl.IntVar(&f.samplePages, "sample-pages", 64, "access sampling: staging buffer per region, in pages")
 	fl.StringVar(&f.statsJSON, "stats-json", "", "at exit, write the pager's counters as JSON to this file")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every attach and detach")
 	return cmd
@@ -80,7 +83,8 @@ func runPager(ctx context.Context, f pagerFlags, out io.Writer) error {
 		return errors.New("pager: --socket is required")
 	}
 	ps := os.Getpagesize()
-	cfg := pager.Config{Workers: f.workers, Prefetch: f.prefetch, ReclaimBatch: f.reclaimBatch, SpinPoll: f.spin}
+	cfg := pager.Config{Workers: f.workers, Prefetch: f.prefetch, ReclaimBatch: f.reclaimBatch, SpinPoll: f.spin,
+		SampleInterval: f.sampleInterval, SamplePages: f.samplePages}
 	if f.local != "" {
 		n, err := size.Parse(f.local)
 		if err != nil {
