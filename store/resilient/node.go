@@ -62,7 +62,6 @@ func (n *node) step(ev health.Event) {
 func (n *node) stepLocked(ev health.Event) {
 	ev.At = n.s.now()
 	d := n.m.Step(ev)
-	debugf("node %d at %v: %v -> %+v", n.index, ev.At, ev.Kind, d)
 	if d.Changed {
 		n.s.ctr.transitions.Add(1)
 		if d.State == health.Down {
@@ -212,5 +211,3 @@ func (n *node) outagePages() int64 {
 	})
 	return c
 }
-
-var debugf = func(string, ...any) {}

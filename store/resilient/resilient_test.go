@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -423,24 +421,6 @@ func TestOutageCrash(t *testing.T) {
 	}
 	defer s.Close()
 	prim.set(0, fakeDown)
-	var dmu sync.Mutex
-	var dlog []string
-	debugf = func(f string, a ...any) {
-		dmu.Lock()
-		dlog = append(dlog, fmt.Sprintf(f, a...))
-		dmu.Unlock()
-	}
-	defer func() {
-		if t.Failed() {
-			dmu.Lock()
-			for _, l := range dlog {
-				if !strings.Contains(l, "tick") {
-					t.Log(l)
-				}
-			}
-			dmu.Unlock()
-		}
-	}()
 	acked := map[store.PageID]bool{}
 	h := outageHeader{Version: outageVersion, PageSize: testPS, Pages: testPages, RegionID: testRegion, Nodes: 1}
 	for step := range 200 {
@@ -477,15 +457,14 @@ func TestOutageCrash(t *testing.T) {
 		}
 		// Leave the log clean for the next step (the torn bytes were
 		// never acknowledged).
+		o.mu.Lock()
 		f.Truncate(outageHeaderSize + (f.size()-outageHeaderSize)/recordSize*recordSize)
 		o.tail = f.size()
+		o.mu.Unlock()
 	}
 	// Heal: everything is resynced and leaves the set.
 	prim.set(0, fakeOK)
 	eventually(t, "healthy", func() bool {
-		if testing.Verbose() {
-			t.Logf("%v %+v", state(s, 0), s.Counters())
-		}
 		return state(s, 0) == health.Healthy && s.Counters().OutagePages == 0
 	})
 	for id := range acked {
