@@ -55,6 +55,7 @@ type Tx struct {
 	done    bool
 
 	pnext      *Tx         // next commit on the pending stack / in the group
+	open       bool        // counted in Journals.open
 	taken      atomic.Bool // a round leader took the commit from the pending list
 	persisted  atomic.Bool // set by the round leader once the commit is durable
 	persistErr error       // the round's result, written before persisted is set
@@ -155,6 +156,7 @@ func (tx *Tx) Commit() error {
 	if tx.done {
 		return ErrTxDone
 	}
+	defer tx.close()
 	if tx.err != nil {
 		err := tx.err
 		tx.Abort()
@@ -245,6 +247,14 @@ func (tx *Tx) finishUndo() error {
 	return nil
 }
 
+// close ends the transaction's count in Journals.open, once.
+func (tx *Tx) close() {
+	if tx.open {
+		tx.open = false
+		tx.j.open.Add(-1)
+	}
+}
+
 func (tx *Tx) runCommit() {
 	for _, fn := range tx.commit {
 		fn()
@@ -258,6 +268,7 @@ func (tx *Tx) Abort() error {
 	if tx.done {
 		return ErrTxDone
 	}
+	defer tx.close()
 	tx.done = true
 	j := tx.j
 	var err error
@@ -306,6 +317,11 @@ func (j *Journals) CommitAll(txs ...*Tx) error {
 	if err := j.usable(); err != nil {
 		return err
 	}
+	defer func() {
+		for _, tx := range txs {
+			tx.close()
+		}
+	}()
 	var g []*Tx
 	for _, tx := range txs {
 		tx.done = true
