@@ -59,9 +59,10 @@ type Journals struct {
 	// The free list: a stack of journal indices under its own mutex (a
 	// channel costs two runtime locks per transaction); freeSig wakes a
 	// Begin that found it empty.
-	freeMu  sync.Mutex
-	free    []int
-	freeSig chan struct{}
+	freeMu      sync.Mutex
+	free        []int
+	freeSig     chan struct{}
+	freeWaiters atomic.Int32 // Begins in takeJournal's slow path
 
 	// The sequencer: the next commit id, taken with an atomic add, and the
 	// pending list, a lock-free stack of sealed redo commits awaiting a
@@ -351,7 +352,11 @@ func (j *Journals) putFree(idx ...int) {
 	j.freeMu.Lock()
 	j.free = append(j.free, idx...)
 	j.freeMu.Unlock()
-	j.signalFree()
+	// A send on freeSig takes the channel's lock; skip it when nobody
+	// waits (a waiter counts itself before it last looks at the list).
+	if j.freeWaiters.Load() > 0 {
+		j.signalFree()
+	}
 }
 
 func (j *Journals) signalFree() {
@@ -371,6 +376,8 @@ func (j *Journals) takeJournal() (int, error) {
 	if i, ok := j.tryTake(); ok {
 		return i, nil
 	}
+	j.freeWaiters.Add(1)
+	defer j.freeWaiters.Add(-1)
 	// Journals may be waiting only for the watermark; a sync frees them.
 	if !j.idle() {
 		if err := j.Sync(); err != nil {
