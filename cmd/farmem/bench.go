@@ -179,6 +179,7 @@ type Resilience struct {
 	BackupFile          string             `json:"backup_file"`
 	BackupReadLatencyUS FaultWindowLatency `json:"backup_read_latency_us"`
 	DuringBlackholeUS   FaultWindowLatency `json:"fault_latency_us_during_blackhole"`
+	WhileDownUS         FaultWindowLatency `json:"fault_latency_us_while_down"`
 	DeadlineMSMax       float64            `json:"read_deadline_ms_max"`
 	DeadlineMSBlackhole float64            `json:"read_deadline_ms_max_during_blackhole"`
 	Store               resilient.Counters `json:"store"`
@@ -412,10 +413,10 @@ type runOutcome struct {
 
 	// C1: latencies of faults while injected faults were in force (any,
 	// and blackholes), of backup reads; the deadline; the store's counters.
-	during, duringBH, backupLat *hist.Histogram
-	deadlineMax, deadlineBH     float64
-	counters                    resilient.Counters
-	injected                    faultproxy.Counts
+	during, duringBH, whileDown, backupLat *hist.Histogram
+	deadlineMax, deadlineBH                float64
+	counters                               resilient.Counters
+	injected                               faultproxy.Counts
 }
 
 // benchEnv is what a measured run needs beyond the flags: where the backup
@@ -456,7 +457,7 @@ func (r *runOutcome) fill(res *BenchResult) {
 // phase for f.duration.
 func benchRun(ctx context.Context, f benchFlags, wcfg workload.Config, env *benchEnv, token []byte, regionSize, local int64, progress bool) (*runOutcome, error) {
 	out := &runOutcome{lat: new(hist.Histogram), local: local,
-		during: new(hist.Histogram), duringBH: new(hist.Histogram), backupLat: new(hist.Histogram)}
+		during: new(hist.Histogram), duringBH: new(hist.Histogram), whileDown: new(hist.Histogram), backupLat: new(hist.Histogram)}
 	var measuring atomic.Bool
 	var batches atomic.Uint64
 	var measureStart atomic.Int64
@@ -464,6 +465,9 @@ func benchRun(ctx context.Context, f benchFlags, wcfg workload.Config, env *benc
 	// not recovered from one yet), as the sampler last saw it: 1 any, 2 a
 	// blackhole.
 	var faultNow atomic.Int32
+	// downSince is when the sampler first saw a node down (Unix ns; 0:
+	// none is): a fault that began after it ran entirely while down.
+	var downSince atomic.Int64
 	r, err := farmem.Open(ctx, farmem.Config{
 		Size: regionSize, Local: local, PageSize: f.pageSize, Nodes: env.clientNodes, Token: token,
 		Namespace: "farmem-bench-" + randomName(),
@@ -478,6 +482,9 @@ func benchRun(ctx context.Context, f benchFlags, wcfg workload.Config, env *benc
 						fallthrough
 					case 1:
 						out.during.RecordDuration(d)
+					}
+					if ds := downSince.Load(); ds != 0 && time.Now().Add(-d).UnixNano() > ds {
+						out.whileDown.RecordDuration(d)
 					}
 				}
 			}
@@ -543,13 +550,19 @@ func benchRun(ctx context.Context, f benchFlags, wcfg workload.Config, env *benc
 				at := time.Since(time.Unix(0, measureStart.Load()))
 				st := env.sched.At(at)
 				c, _ := r.Resilience()
-				unhealthy := false
+				unhealthy, down := false, false
 				for _, n := range c.Nodes {
 					unhealthy = unhealthy || n.State != "healthy"
+					down = down || n.State == "down"
 					out.deadlineMax = max(out.deadlineMax, n.DeadlineMS)
 					if st.Blackhole {
 						out.deadlineBH = max(out.deadlineBH, n.DeadlineMS)
 					}
+				}
+				if !down {
+					downSince.Store(0)
+				} else if downSince.Load() == 0 {
+					downSince.Store(time.Now().UnixNano())
 				}
 				switch {
 				case st.Blackhole:
@@ -635,6 +648,7 @@ func (r *runOutcome) resilience(f benchFlags, env *benchEnv) (*Failover, *FaultW
 		d := window(r.during)
 		during = &d
 		res.DuringBlackholeUS = window(r.duringBH)
+		res.WhileDownUS = window(r.whileDown)
 		res.FaultsInjected = map[string]uint64{}
 		for k := faultproxy.Kind(0); k < faultproxy.NumKinds; k++ {
 			res.FaultsInjected[k.String()] = r.injected[k]
@@ -804,6 +818,8 @@ func printBenchTable(w io.Writer, r *BenchResult) {
 		fmt.Fprintf(w, "during faults µs    p50 %.1f  p99 %.1f  max %.1f  (%d faults)\n", d.P50, d.P99, d.Max, d.Count)
 		bh := r.Resilience.DuringBlackholeUS
 		fmt.Fprintf(w, "during blackhole µs p50 %.1f  p99 %.1f  max %.1f  (%d faults; deadline max %.2f ms)\n", bh.P50, bh.P99, bh.Max, bh.Count, r.Resilience.DeadlineMSBlackhole)
+		wd := r.Resilience.WhileDownUS
+		fmt.Fprintf(w, "node down µs        p50 %.1f  p99 %.1f  max %.1f  (%d faults begun and ended while a node was down)\n", wd.P50, wd.P99, wd.Max, wd.Count)
 	}
 	fmt.Fprintf(w, "errors              lost pages %d, checksum mismatches %d, other %d\n", r.Errors.LostPages, r.Errors.ChecksumMismatches, r.Errors.Other)
 	for _, e := range r.Errors.FirstErrors {

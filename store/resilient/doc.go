@@ -36,7 +36,11 @@
 // to the node. A read of a page on a node that is suspect (one missed
 // deadline), down, or being repopulated, or of a page in the outage set,
 // goes to the backup at once: only the first fault of an incident waits
-// for a deadline. A suspect node gets one probe read per Tick in the
+// for a deadline. (The machine would let reads of a node being resynced
+// from its outage set go to the node; this driver keeps them on the
+// backup until the resync is done, because the resync has the link and a
+// read that missed its deadline behind it would throw the node back to
+// down.) A suspect node gets one probe read per Tick in the
 // background, so that its answers can clear the suspicion.
 //
 // # Outage set and resync

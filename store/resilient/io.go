@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/farmem/farmem/store"
+	"github.com/farmem/farmem/store/health"
 )
 
 // read serves a read call. Pages whose node is healthy (and that are not in
@@ -26,7 +27,11 @@ func (s *Store) read(ctx context.Context, c *store.Call) {
 		}
 		n := s.node(pg.ID)
 		r := n.routing()
-		if !r.readRemote || !r.wait || s.out.has(pg.ID) || s.meta[pg.ID].Load()&metaFreed != 0 {
+		// While a node resyncs, all its reads go to the backup, not only
+		// those of the outage set: the resync has the link, and a read
+		// that missed its deadline behind it would throw the node back
+		// to down.
+		if !r.readRemote || !r.wait || r.state == health.Resyncing || s.out.has(pg.ID) || s.meta[pg.ID].Load()&metaFreed != 0 {
 			backupIdx = append(backupIdx, i)
 			continue
 		}
@@ -186,7 +191,10 @@ func (s *Store) write(ctx context.Context, c *store.Call) {
 			}
 		}
 		for ni, o := range worst {
-			if ctx.Err() != nil {
+			// A write's latency says little about a read's (a batch of
+			// evicted pages is many times larger), so writes feed the
+			// machine their failures only, never the deadline.
+			if ctx.Err() != nil || o == outOK {
 				continue
 			}
 			s.nodes[ni].observe(lat, o)
@@ -215,12 +223,12 @@ func (s *Store) write(ctx context.Context, c *store.Call) {
 		}
 	}
 	if len(outage) > 0 {
-		if err := s.out.add(outage, true); err != nil {
+		if added, err := s.out.addCount(outage, true); err != nil {
 			for _, i := range outIdx {
 				c.Pages[i].Err = err
 			}
 		} else {
-			s.ctr.outageAdded.Add(uint64(len(outage)))
+			s.ctr.outageAdded.Add(uint64(added))
 		}
 	}
 	if len(cleared) > 0 {

@@ -38,8 +38,9 @@ type Counters struct {
 	// RemoteWriteFailures: pages whose remote write failed (they joined
 	// the outage set).
 	RemoteWriteFailures uint64 `json:"remote_write_failures"`
-	// OutagePages is the outage set's size now; OutageAdded the pages that
-	// joined it by a write.
+	// OutagePages is the outage set's size now; OutageAdded counts the
+	// pages that joined it by a write (a page written again while still in
+	// it is not counted again).
 	OutagePages int64  `json:"outage_pages"`
 	OutageAdded uint64 `json:"outage_added"`
 	// ResyncedPages: pages copied from the backup to a node.

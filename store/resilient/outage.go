@@ -338,6 +338,12 @@ func (o *outageSet) Len() int64 { return o.count.Load() }
 // add puts pages into the set and makes the records durable before it
 // returns (when sync is set). A page already in the set is not logged again.
 func (o *outageSet) add(ids []store.PageID, sync bool) error {
+	_, err := o.addCount(ids, sync)
+	return err
+}
+
+// addCount is add, also returning how many pages were not in the set.
+func (o *outageSet) addCount(ids []store.PageID, sync bool) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.buf = o.buf[:0]
@@ -353,10 +359,10 @@ func (o *outageSet) add(ids []store.PageID, sync bool) error {
 		added = append(added, p)
 	}
 	if len(added) == 0 {
-		return nil
+		return 0, nil
 	}
 	if err := o.appendLocked(sync); err != nil {
-		return err
+		return 0, err
 	}
 	// The bits are set only once the records are durable: a reader that
 	// sees a bit may rely on the page being in the log.
@@ -364,7 +370,7 @@ func (o *outageSet) add(ids []store.PageID, sync bool) error {
 		o.bits[p/64].Or(1 << (p % 64))
 	}
 	o.count.Add(int64(len(added)))
-	return nil
+	return len(added), nil
 }
 
 // remove takes page p out of the set if keep(p) says so, under the set's

@@ -214,6 +214,10 @@ func (c *copier) copy(r *resyncRun, ids []store.PageID) bool {
 		pg := &bc.Pages[i]
 		switch {
 		case bc.Err == nil && errors.Is(pg.Err, store.ErrNotFound):
+			if !s.out.has(pg.ID) {
+				continue // never written: nothing to copy (full resync)
+			}
+			// Freed while the node was away: free it there too.
 			fc.Pages = append(fc.Pages, store.Page{ID: pg.ID})
 		case bc.Err != nil || pg.Err != nil:
 			continue // stays in the set; a later pass tries again
@@ -240,10 +244,8 @@ func (c *copier) copy(r *resyncRun, ids []store.PageID) bool {
 	if werr != nil && o == outOK {
 		o = outConn // a page refused (full, ...): the copy did not happen
 	}
-	if o == outOK {
-		n.observe(lat, outOK)
-	} else if o != outOther {
-		n.observe(lat, o)
+	if o != outOK && o != outOther {
+		n.observe(lat, o) // as for writes: failures only, not the deadline
 	}
 	if werr != nil {
 		return false
