@@ -156,7 +156,11 @@ type Stats struct {
 	// Sampled pages were staged by access sampling; HintFaults re-accessed
 	// while staged (served from the staging slot); StagedDrops evicted
 	// while staged, not used since sampling (also counted in Evictions).
-	Sampled     uint64 `json:"sampled"`
-	HintFaults  uint64 `json:"hint_faults"`
-	StagedDrops uint64 `json:"staged_drops"`
+	// ServiceP50US and ServiceP99US summarize the same service times, in
+	// microseconds, since New or ResetServiceLatency.
+	ServiceP50US float64 `json:"service_p50_us"`
+	ServiceP99US float64 `json:"service_p99_us"`
+	Sampled      uint64  `json:"sampled"`
+	HintFaults   uint64  `json:"hint_faults"`
+	StagedDrops  uint64  `json:"staged_drops"`
 }

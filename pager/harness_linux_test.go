@@ -52,6 +52,8 @@ func TestMain(m *testing.M) {
 		exitOn(childApp())
 	case "pager":
 		exitOn(childPager())
+	case "probe":
+		exitOn(childProbe())
 	}
 	fmt.Fprintln(os.Stderr, "unknown role", os.Getenv(envRole))
 	os.Exit(2)
@@ -127,6 +129,10 @@ func startPager(t *testing.T, cfg pager.Config) *testPager {
 	go func() { tp.done <- p.Serve(ctx, l) }()
 	t.Cleanup(tp.stop)
 	return tp
+}
+
+func listen(sock string, p *pager.Pager) (*attach.Listener, error) {
+	return attach.Listen(sock, p.AttachConfig())
 }
 
 func (tp *testPager) stop() {

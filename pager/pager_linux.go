@@ -14,6 +14,7 @@ import (
 
 	"github.com/farmem/farmem/attach"
 	"github.com/farmem/farmem/uffd"
+	"github.com/farmem/farmem/workload/hist"
 )
 
 // Pager serves the page faults of attached regions. It is safe for
@@ -42,6 +43,9 @@ type Pager struct {
 	closed   bool
 
 	stats counters
+
+	svcMu sync.Mutex
+	svc   hist.Histogram // fault service times: event read to UFFDIO_COPY done
 }
 
 type counters struct {
@@ -279,7 +283,27 @@ func (p *Pager) Stats() Stats {
 	s.FetchErrors, s.WriteBackErrors, s.RecoveredRegions = c.fetchErrors.Load(), c.writeBackErrors.Load(), c.recovered.Load()
 	s.FaultServiceNS = c.serviceNS.Load()
 	s.Sampled, s.HintFaults, s.StagedDrops = c.sampled.Load(), c.hintFaults.Load(), c.stagedDrops.Load()
+	p.svcMu.Lock()
+	m := p.svc.Summary().Micros()
+	p.svcMu.Unlock()
+	s.ServiceP50US, s.ServiceP99US = m.P50, m.P99
 	return s
+}
+
+// ResetServiceLatency clears the fault service-time histogram behind
+// Stats.ServiceP50US and ServiceP99US (to measure one phase).
+func (p *Pager) ResetServiceLatency() {
+	p.svcMu.Lock()
+	p.svc.Reset()
+	p.svcMu.Unlock()
+}
+
+func (p *Pager) recordService(t0 time.Time) {
+	d := time.Since(t0)
+	p.stats.serviceNS.Add(uint64(d))
+	p.svcMu.Lock()
+	p.svc.RecordDuration(d)
+	p.svcMu.Unlock()
 }
 
 func (p *Pager) logf(format string, args ...any) {

@@ -28,3 +28,6 @@ func (*Pager) Stats() Stats { return Stats{} }
 
 // Close returns nil.
 func (*Pager) Close() error { return nil }
+
+// ResetServiceLatency does nothing.
+func (*Pager) ResetServiceLatency() {}

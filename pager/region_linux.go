@@ -304,7 +304,7 @@ func (r *region) missingFault(w *worker, pg int, write bool, t0 time.Time) {
 	c := &r.p.stats
 	c.faults.Add(1)
 	c.installedPages.Add(uint64(run))
-	c.serviceNS.Add(uint64(time.Since(t0)))
+	r.p.recordService(t0)
 
 }
 

@@ -136,7 +136,7 @@ func (r *region) hintFault(pg int, write bool, t0 time.Time) {
 	r.mu.Unlock()
 	c := &r.p.stats
 	c.hintFaults.Add(1)
-	c.serviceNS.Add(uint64(time.Since(t0)))
+	r.p.recordService(t0)
 }
 
 // dropStagedLocked evicts up to max staged pages (not used since they were

@@ -1,0 +1,187 @@
+//go:build linux
+
+package pager_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/farmem/farmem"
+	"github.com/farmem/farmem/internal/nodeproc"
+	"github.com/farmem/farmem/pager"
+	"github.com/farmem/farmem/store"
+	"github.com/farmem/farmem/store/remote"
+	"github.com/farmem/farmem/uffd"
+)
+
+// childProbe maps a region, writes every page, prints "ready", and for each
+// line "go N" on stdin times N first touches of pages mincore reports not
+// resident and prints "p50 <µs>".
+func childProbe() error {
+	pages, _ := strconv.Atoi(os.Getenv(envPages))
+	ps := os.Getpagesize()
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	m, err := farmem.Map(ctx, os.Getenv(envSocket), pages*ps)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	b := m.Bytes()
+	buf := make([]byte, ps)
+	for pg := range pages {
+		copyVersion(buf, uint64(pg), 1)
+		copy(b[pg*ps:], buf)
+	}
+	fmt.Println("ready")
+	rng := rand.New(rand.NewPCG(1, 2))
+	in := bufio.NewScanner(os.Stdin)
+	var vec [1]byte
+	var sink byte
+	for in.Scan() {
+		n, _ := strconv.Atoi(strings.TrimPrefix(in.Text(), "go "))
+		d := make([]time.Duration, 0, n)
+		for tries := 0; len(d) < n && tries < 100*n; tries++ {
+			pg := rng.IntN(pages)
+			p := unsafe.Pointer(&b[pg*ps])
+			if _, _, errno := syscall.Syscall(syscall.SYS_MINCORE, uintptr(p), uintptr(ps), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+				return errno
+			}
+			if vec[0]&1 != 0 {
+				continue
+			}
+			t := time.Now()
+			sink += b[pg*ps]
+			d = append(d, time.Since(t))
+		}
+		slices.Sort(d)
+		fmt.Printf("p50 %.2f %d\n", float64(d[len(d)/2])/1e3, sink)
+	}
+	return nil
+}
+
+func p50us(d []time.Duration) float64 {
+	slices.Sort(d)
+	return float64(d[len(d)/2]) / 1e3
+}
+
+// BenchmarkFault times the application's first touch of an evicted page
+// (served by an in-process pager from a memnode child) and reports it with
+// the pager's own service time for those faults (event read to UFFDIO_COPY
+// done), the bare userfaultfd fault and the raw TCP round trip, measured in
+// the same rounds, and the memnode client's synchronous read in a tight
+// loop; without and with the spin-polling reader:
+//
+//	go test -run '^$' -bench Fault -benchtime 2000x ./pager
+func BenchmarkFault(b *testing.B) {
+	for _, spin := range []time.Duration{0, 50 * time.Microsecond} {
+		b.Run("spin="+spin.String(), func(b *testing.B) { benchmarkFault(b, spin) })
+	}
+}
+
+func benchmarkFault(b *testing.B, spin time.Duration) {
+	node, err := nodeproc.Start(nodeproc.Config{Capacity: 64 << 20, PageSize: 4096})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer node.Stop(5 * time.Second)
+	p, err := pager.New(pager.Config{Local: 256 * 4096, SpinPoll: spin,
+		NewStore: pager.RemoteStores([]string{node.Addr()}, nil, "pagerbench", os.Getpagesize())})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sock := b.TempDir() + "/pager.sock"
+	l, err := listen(sock, p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ctx, l) }()
+	defer func() { cancel(); <-served; l.Close(); p.Close() }()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envRole+"=probe", envSocket+"="+sock, envPages+"=4096")
+	cmd.Stderr = os.Stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	out := bufio.NewScanner(stdout)
+	if !out.Scan() || out.Text() != "ready" {
+		b.Fatalf("probe child: %q", out.Text())
+	}
+	// The memnode client's synchronous read in a tight loop, in this
+	// process: what the pager's fetch would cost without its wake-ups.
+	var serialDo float64
+	{
+		st, err := remote.New(context.Background(), remote.Config{Nodes: []string{node.Addr()}, Namespace: "pagerbench-do", PageSize: 4096})
+		if err != nil {
+			b.Fatal(err)
+		}
+		page := make([]byte, 4096)
+		call := store.Call{Op: store.OpWrite, Pages: []store.Page{{ID: 1, Data: page, Sum: store.Checksum(page)}}, Done: make(chan *store.Call, 1)}
+		if err := st.Do(context.Background(), &call); err != nil {
+			b.Fatal(err)
+		}
+		call.Op = store.OpRead
+		var d []time.Duration
+		for range 2000 {
+			call.Reset()
+			t := time.Now()
+			if err := st.Do(context.Background(), &call); err != nil {
+				b.Fatal(err)
+			}
+			d = append(d, time.Since(t))
+		}
+		serialDo = p50us(d)
+		st.Close()
+	}
+	const rounds = 4
+	var app, bare, rtt []float64
+	p.ResetServiceLatency()
+	b.ResetTimer()
+	for i := range rounds {
+		n := max(b.N/rounds, 10)
+		bd, err := uffd.BareFaultSamples(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bare = append(bare, p50us(bd))
+		rd, err := remote.RawRTT(context.Background(), node.Addr(), "pagerbench-rtt-"+strconv.Itoa(i), nil, n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rtt = append(rtt, p50us(rd))
+		fmt.Fprintf(stdin, "go %d\n", n)
+		if !out.Scan() {
+			b.Fatal("probe child ended")
+		}
+		var v float64
+		var sink int
+		fmt.Sscanf(out.Text(), "p50 %f %d", &v, &sink)
+		app = append(app, v)
+	}
+	b.StopTimer()
+	med := func(x []float64) float64 { slices.Sort(x); return x[len(x)/2] }
+	s := p.Stats()
+	b.ReportMetric(med(app), "fault-p50-µs")
+	b.ReportMetric(s.ServiceP50US, "pager-service-p50-µs")
+	b.ReportMetric(med(bare), "bare-p50-µs")
+	b.ReportMetric(med(rtt), "rtt-p50-µs")
+	b.ReportMetric(med(app)/(med(bare)+med(rtt)), "ratio")
+	b.ReportMetric(serialDo, "serial-do-p50-µs")
+}
