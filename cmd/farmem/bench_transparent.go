@@ -156,21 +156,6 @@ func runTransparentBench(ctx context.Context, f benchFlags, out io.Writer) error
 		res.Config.EmbeddedNode = true
 	}
 
-	// The references, in the same run: the raw TCP round trip and the bare
-	// userfaultfd fault.
-	if len(nodes) > 0 {
-		rtt, err := remote.RawRTT(ctx, nodes[0], "farmem-bench-rtt-"+randomName(), token, f.rttSamples)
-		if err != nil {
-			return fmt.Errorf("raw RTT to %s: %w", nodes[0], err)
-		}
-		res.RawRTTUS = summarizeRTT(rtt)
-	}
-	bare, err := uffd.BareFaultSamples(tf.faultSamples)
-	if err != nil {
-		return fmt.Errorf("bare userfaultfd fault: %w", err)
-	}
-	bareSum := summarizeRTT(bare)
-
 	sock := tf.socket
 	var pg *pagerProc
 	if sock == "" {
@@ -187,7 +172,11 @@ func runTransparentBench(ctx context.Context, f benchFlags, out io.Writer) error
 		return err
 	}
 	mem := workload.SliceMemory(m.Bytes())
-	run, err := transparentRun(ctx, f, wcfg, mem, tf.faultSamples, m.Bytes(), ps)
+	refs := references{bare: new(hist.Histogram), rtt: new(hist.Histogram)}
+	if len(nodes) > 0 {
+		refs.node, refs.token = nodes[0], token
+	}
+	run, err := transparentRun(ctx, f, wcfg, mem, tf.faultSamples, m.Bytes(), ps, &refs)
 	if run != nil {
 		run.outcome.local = local
 	}
@@ -212,6 +201,8 @@ func runTransparentBench(ctx context.Context, f benchFlags, out io.Writer) error
 			res.Evictions = st.Evictions
 		}
 	}
+	res.RawRTTUS = summarizeRTTHist(refs.rtt)
+	bareSum := summarizeRTTHist(refs.bare)
 	t := &res.Transparent
 	t.FaultP50US, t.FaultP99US, t.FaultSamples = res.FaultLatencyUS.P50, res.FaultLatencyUS.P99, int(res.FaultLatencyUS.Count)
 	t.BareUffdP50US, t.RawRTTP50US = bareSum.P50, res.RawRTTUS.P50
@@ -243,7 +234,7 @@ type transparentOutcome struct {
 
 // transparentRun sets the workload up on the mapping, runs it, verifies it,
 // and then times first touches of non-resident pages.
-func transparentRun(ctx context.Context, f benchFlags, wcfg workload.Config, mem workload.Memory, samples int, b []byte, ps int) (*transparentOutcome, error) {
+func transparentRun(ctx context.Context, f benchFlags, wcfg workload.Config, mem workload.Memory, samples int, b []byte, ps int, refs *references) (*transparentOutcome, error) {
 	w, err := workload.New(wcfg)
 	if err != nil {
 		return nil, err
@@ -279,20 +270,75 @@ func transparentRun(ctx context.Context, f benchFlags, wcfg workload.Config, mem
 		o.verify = time.Since(t1)
 	}
 	if ctx.Err() == nil {
-		if err := probeFaults(b, ps, samples, f.seed, out.faults); err != nil {
+		if err := refs.interleave(ctx, b, ps, samples, f.rttSamples, f.seed, out.faults); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
+// references are the bare userfaultfd fault and the raw RTT, measured in
+// the same run as the pager's faults.
+type references struct {
+	node      string // memnode for the raw RTT; empty: not measured
+	token     []byte
+	bare, rtt *hist.Histogram
+}
+
+// probeRounds is how many rounds interleave the three measurements.
+const probeRounds = 8
+
+// interleave measures, in probeRounds rounds, a share of the bare faults,
+// of the raw round trips and of the pager's faults each, so that the load
+// of a shared machine weighs on the three alike (a run's p50s are then
+// comparable even when the machine's load changes during the run).
+func (r *references) interleave(ctx context.Context, b []byte, ps, faults, rtts int, seed uint64, h *hist.Histogram) error {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	for i := range probeRounds {
+		bare, err := uffd.BareFaultSamples(share(faults, i))
+		if err != nil {
+			return fmt.Errorf("bare userfaultfd fault: %w", err)
+		}
+		for _, d := range bare {
+			r.bare.RecordDuration(d)
+		}
+		if r.node != "" {
+			rtt, err := remote.RawRTT(ctx, r.node, "farmem-bench-rtt-"+randomName(), r.token, share(rtts, i))
+			if err != nil {
+				return fmt.Errorf("raw RTT to %s: %w", r.node, err)
+			}
+			for _, d := range rtt {
+				r.rtt.RecordDuration(d)
+			}
+		}
+		if err := probeFaults(b, ps, share(faults, i), rng, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// share is round i's part of n samples.
+func share(n, i int) int { return n/probeRounds + btoi(i < n%probeRounds) }
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func summarizeRTTHist(h *hist.Histogram) RTT {
+	l := summarize(h)
+	return RTT{Samples: int(l.Count), P50: l.P50, P99: l.P99}
+}
+
 // probeFaults times first touches (one-byte loads) of up to n pages that
 // mincore(2) reports not resident, in a random order: each is a fault that
 // the pager serves from the far tier. After the verify sweep the resident
 // pages are the last ones swept, so most of the region qualifies.
-func probeFaults(b []byte, ps, n int, seed uint64, h *hist.Histogram) error {
+func probeFaults(b []byte, ps, n int, rng *rand.Rand, h *hist.Histogram) error {
 	pages := len(b) / ps
-	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	var vec [1]byte
 	tried := 0
 	for taken := 0; taken < n && tried < 8*n && tried < 4*pages; tried++ {
