@@ -180,7 +180,7 @@ type Resilience struct {
 	BackupReadLatencyUS FaultWindowLatency `json:"backup_read_latency_us"`
 	DuringBlackholeUS   FaultWindowLatency `json:"fault_latency_us_during_blackhole"`
 	WhileDownUS         FaultWindowLatency `json:"fault_latency_us_while_down"`
-	DeadlineMSMax       float64            `json:"read_deadline_ms_max"`
+	DeadlineMSMax       float64            `json:"read_deadline_ms_max"` // over the measured phase with --faults, else at its end
 	DeadlineMSBlackhole float64            `json:"read_deadline_ms_max_during_blackhole"`
 	Store               resilient.Counters `json:"store"`
 }
@@ -624,6 +624,12 @@ func benchRun(ctx context.Context, f benchFlags, wcfg workload.Config, env *benc
 		out.verify = time.Since(t1)
 	}
 	out.counters, _ = r.Resilience()
+	if out.deadlineMax == 0 {
+		// No fault sampler ran: report the deadline in force at the end.
+		for _, n := range out.counters.Nodes {
+			out.deadlineMax = max(out.deadlineMax, n.DeadlineMS)
+		}
+	}
 	return out, nil
 }
 

@@ -13,7 +13,7 @@ import (
 // Defaults of Config.
 const (
 	DefaultProbeTimeout  = 250 * time.Millisecond
-	DefaultResyncRate    = 50000 // pages per second
+	DefaultResyncRate    = 25000 // pages per second
 	DefaultResyncBatch   = 32
 	DefaultResyncDepth   = 4
 	DefaultResyncTimeout = time.Second
@@ -38,14 +38,15 @@ type Config struct {
 	// 2 ms, 100 ms); Health.Fixed pins it).
 	Health health.Config
 	// WriteDeadline bounds a remote write; 0 means 4 × the node's read
-	// deadline plus 50 µs per page of the call. A remote write that misses
+	// deadline plus 50 µs per page of the call, doubled while the node is
+	// being resynced (the resync loads its link). A remote write that misses
 	// it (or fails) puts its pages in the outage set; the write still
 	// succeeds once the backup has them and the set is durable.
 	WriteDeadline time.Duration
 	// ProbeTimeout bounds one probe of a down node (default 250 ms).
 	ProbeTimeout time.Duration
 	// ResyncRate limits resync to this many pages per second per node
-	// (default 50000, about 200 MB/s of 4 KiB pages); ResyncBatch pages go
+	// (default 25000, about 100 MB/s of 4 KiB pages); ResyncBatch pages go
 	// in one call (default 32) and ResyncDepth calls are in flight at once
 	// (default 4). ResyncTimeout bounds each resync write (default 1 s).
 	ResyncRate, ResyncBatch, ResyncDepth int

@@ -145,7 +145,11 @@ func (s *Store) write(ctx context.Context, c *store.Call) {
 		r := s.node(pg.ID).routing()
 		if r.write {
 			remoteIdx = append(remoteIdx, i)
-			deadline = max(deadline, r.deadline)
+			dl := r.deadline
+			if r.state == health.Resyncing {
+				dl *= 2
+			}
+			deadline = max(deadline, dl)
 		}
 	}
 	if len(valid) == 0 {

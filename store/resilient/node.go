@@ -26,11 +26,14 @@ type node struct {
 	forceFull bool // the next resync repopulates everything (no record of what the node holds)
 	route     atomic.Pointer[route]
 
-	resyncGen   atomic.Uint64 // bumped by each resync start; older resyncs stop
-	resyncMu    sync.Mutex    // held by the running resync or repair
-	suspectOut  atomic.Bool   // a suspect probe is outstanding
-	nextRepair  time.Duration
-	outageLocal atomic.Int64 // outage pages homed here (approximate between scans)
+	resyncGen atomic.Uint64 // bumped by each resync start; older resyncs stop
+	resyncMu  sync.Mutex    // held by the running resync or repair
+	// fullEpoch and fullCursor say how far a full resync of the node at
+	// that boot epoch got; owned by the holder of resyncMu.
+	fullEpoch, fullCursor uint64
+	suspectOut            atomic.Bool // a suspect probe is outstanding
+	nextRepair            time.Duration
+	outageLocal           atomic.Int64 // outage pages homed here (approximate between scans)
 }
 
 // route is the published routing decision of a node.

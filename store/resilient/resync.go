@@ -52,7 +52,22 @@ func (n *node) resync(gen uint64, full, report bool) {
 		return n.resyncGen.Load() == gen && n.routing().state == want
 	}
 	r := &resyncRun{n: n, report: report, live: live, lim: newLimiter(s.cfg.ResyncRate)}
+	if full {
+		// A full resync that failed resumes where it stopped, as long as
+		// the node kept its boot epoch: what was copied is still there,
+		// and pages written since went to the node or to the outage set.
+		n.mu.Lock()
+		e := n.m.Epoch()
+		n.mu.Unlock()
+		if n.fullEpoch != e {
+			n.fullEpoch, n.fullCursor = e, 0
+		}
+		r.start = n.fullCursor
+	}
 	r.run(full)
+	if full {
+		n.fullCursor = r.cursor
+	}
 	if !report || !live() {
 		return
 	}
@@ -83,8 +98,19 @@ type resyncRun struct {
 	live   func() bool
 	lim    *limiter
 
+	// start is the first page of a full pass; cursor, after it, the first
+	// page it did not copy (s.pages when it copied everything).
+	start, cursor uint64
+
 	mu     sync.Mutex
 	failed bool
+	undone uint64 // lowest first page of a batch not copied (full pass)
+}
+
+func (r *resyncRun) noteUndone(p store.PageID) {
+	r.mu.Lock()
+	r.undone = min(r.undone, uint64(p))
+	r.mu.Unlock()
 }
 
 func (r *resyncRun) fail() {
@@ -102,14 +128,20 @@ func (r *resyncRun) ok() bool {
 func (r *resyncRun) run(full bool) {
 	s, n := r.n.s, r.n
 	if full {
+		r.undone = s.pages
 		r.pass(func(emit func(store.PageID) bool) {
-			for p := uint64(0); p < s.pages; p++ {
+			for p := r.start; p < s.pages; p++ {
 				id := store.PageID(p)
 				if s.nodeOf(id) == n.index && s.meta[p].Load()&metaFreed == 0 && !emit(id) {
+					r.noteUndone(id)
 					return
 				}
 			}
 		})
+		r.cursor = r.undone
+		if r.cursor < s.pages {
+			return
+		}
 	}
 	// Outage pages, until a pass finds none left (new ones appear only
 	// when a write or a read fails meanwhile) or a few passes have run.
@@ -147,8 +179,9 @@ func (r *resyncRun) pass(gen func(emit func(store.PageID) bool)) {
 			defer wg.Done()
 			w := newCopier(s, s.cfg.ResyncBatch)
 			for ids := range jobs {
-				if r.ok() && !w.copy(r, ids) {
+				if !r.ok() || !w.copy(r, ids) {
 					r.fail()
+					r.noteUndone(ids[0])
 				}
 			}
 		}()
@@ -159,6 +192,7 @@ func (r *resyncRun) pass(gen func(emit func(store.PageID) bool)) {
 			return true
 		}
 		if !r.ok() || !r.lim.wait(len(batch), s.stop) {
+			r.noteUndone(batch[0])
 			return false
 		}
 		jobs <- batch
