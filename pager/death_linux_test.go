@@ -28,6 +28,7 @@ const (
 	envNodes  = "FARMEM_PAGER_TEST_NODES"
 	envPrefix = "FARMEM_PAGER_TEST_PREFIX"
 	envLocal  = "FARMEM_PAGER_TEST_LOCAL"
+	envBackup = "FARMEM_PAGER_TEST_BACKUP"
 )
 
 // childPager runs a pager over memnodes on the socket named in the
@@ -35,9 +36,14 @@ const (
 func childPager() error {
 	ps := os.Getpagesize()
 	local, _ := strconv.ParseInt(os.Getenv(envLocal), 10, 64)
+	nodes := strings.Split(os.Getenv(envNodes), ",")
+	far := pager.RemoteStores(nodes, nil, os.Getenv(envPrefix), ps)
+	if b := os.Getenv(envBackup); b != "" {
+		far = pager.ResilientStores(nodes, nil, os.Getenv(envPrefix), ps, b)
+	}
 	p, err := pager.New(pager.Config{
 		Local:       local,
-		NewStore:    pager.RemoteStores(strings.Split(os.Getenv(envNodes), ","), nil, os.Getenv(envPrefix), ps),
+		NewStore:    far,
 		Recoverable: true,
 		Logf:        func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) },
 	})
@@ -61,7 +67,15 @@ func childPager() error {
 //
 // Here the test process is the application and the pager is a child: the
 // test's own faults are served by another process, as they must be.
-func TestPagerDeath(t *testing.T) {
+func TestPagerDeath(t *testing.T) { pagerDeath(t, false) }
+
+// TestPagerDeathMemnodeLost: as TestPagerDeath, with the pager's far tier
+// backed up to a local file (--backup), and the memnode killed too and
+// restarted empty while no pager runs: the restarted pager recovers every
+// evicted page from the backup.
+func TestPagerDeathMemnodeLost(t *testing.T) { pagerDeath(t, true) }
+
+func pagerDeath(t *testing.T, loseMemnode bool) {
 	node, err := nodeproc.Start(nodeproc.Config{Capacity: 64 << 20, PageSize: 4096, Stderr: os.Stderr})
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +87,10 @@ func TestPagerDeath(t *testing.T) {
 	const pages, localPages = 1024, 128
 	env := []string{envSocket + "=" + sock, envNodes + "=" + node.Addr(),
 		envPrefix + "=pagertest-" + hex.EncodeToString(rb[:]), envLocal + "=" + strconv.Itoa(localPages*4096)}
+	backupDir := t.TempDir()
+	if loseMemnode {
+		env = append(env, envBackup+"="+filepath.Join(backupDir, "backup"))
+	}
 	first := startChild(t, "pager", env...)
 	readLine(t, first, "ready")
 
@@ -135,6 +153,15 @@ func TestPagerDeath(t *testing.T) {
 		// an early return sooner.
 	}
 
+	if loseMemnode {
+		if err := node.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		if err := node.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		t.Log("memnode killed and restarted empty")
+	}
 	second := startChild(t, "pager", env...)
 	readLine(t, second, "ready")
 	for m.Err() != nil {
@@ -168,6 +195,20 @@ func TestPagerDeath(t *testing.T) {
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if loseMemnode {
+		// The application detached: the pager removes the region's backup.
+		deadline := time.Now().Add(hangGuard)
+		for {
+			left, _ := filepath.Glob(filepath.Join(backupDir, "backup*"))
+			if len(left) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("backup files left after the detach: %v", left)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }
 

@@ -237,6 +237,11 @@ func (p *Pager) detach(r *region, free bool) {
 		r.freeFar()
 	}
 	_ = r.st.Close()
+	if d, ok := r.st.(discarder); ok && free {
+		if err := d.Discard(); err != nil {
+			p.logf("pager: region %d: removing its backup: %v", r.id, err)
+		}
+	}
 	if err := r.a.Close(); err != nil {
 		p.logf("pager: region %d: close: %v", r.id, err)
 	}

@@ -2,11 +2,15 @@ package pager
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
+	"sync/atomic"
 
 	"github.com/farmem/farmem/store"
 	"github.com/farmem/farmem/store/remote"
+	"github.com/farmem/farmem/store/resilient"
 )
 
 // RemoteStores returns a StoreFactory whose regions live on memnodes, each
@@ -79,3 +83,66 @@ func MemStores(pageSize int) StoreFactory {
 		return store.NewMem(pageSize, 0), nil
 	}
 }
+
+// ResilientStores is RemoteStores with a local backup of every page (the
+// resilient store of package store/resilient, technique C1): region id's
+// pages are also written to the file "<backupPrefix>.<region id in hex>"
+// (its outage set beside it, + ".outage"), reads that a memnode does not
+// answer in time, or answers without the page, are served from the file,
+// and a memnode that restarted empty is resynced from it. A restarted pager
+// with the same prefix reopens a re-attached region's file, so it recovers
+// the region even if a memnode lost its pages meanwhile. The files are
+// removed when the application detaches.
+func ResilientStores(nodes []string, token []byte, prefix string, pageSize int, backupPrefix string) StoreFactory {
+	return func(ctx context.Context, id uint64, size int64, recover bool) (store.Store, error) {
+		ns := fmt.Sprintf("%s-%016x", prefix, id)
+		var rs atomic.Pointer[resilient.Store]
+		st, err := remote.New(ctx, remote.Config{
+			Nodes: nodes, Token: token, PageSize: pageSize, Namespace: ns,
+			OnEpochChange: func(node int, _, epoch uint64) {
+				if s := rs.Load(); s != nil {
+					s.EpochChanged(node, epoch)
+				}
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		path := fmt.Sprintf("%s.%016x", backupPrefix, id)
+		s, err := resilient.Open(ctx, resilient.Config{Primary: st, Pages: uint64(size) / uint64(pageSize), OwnPrimary: true},
+			resilient.BackupFile{Path: path, Create: !recover, RegionID: backupRegionID(ns)})
+		if err != nil {
+			st.Close()
+			if recover && errors.Is(err, resilient.ErrBackupMissing) {
+				return nil, fmt.Errorf("%w: %w", ErrNotRecoverable, err)
+			}
+			return nil, err
+		}
+		rs.Store(s)
+		return &backedStore{Store: s, path: path}, nil
+	}
+}
+
+// backupRegionID is the id a region's backup file carries.
+func backupRegionID(namespace string) [16]byte {
+	sum := sha256.Sum256([]byte("farmem pager region\x00" + namespace))
+	var id [16]byte
+	copy(id[:], sum[:])
+	return id
+}
+
+// backedStore is a resilient store whose backup files the pager removes
+// once the region's application is gone (Discard).
+type backedStore struct {
+	*resilient.Store
+	path string
+}
+
+// Discard removes the backup and outage-set files; call it after Close.
+func (b *backedStore) Discard() error {
+	return errors.Join(os.Remove(b.path), os.Remove(b.path+".outage"))
+}
+
+// discarder is a store with files to remove once its region is gone for
+// good (the application detached or exited).
+type discarder interface{ Discard() error }

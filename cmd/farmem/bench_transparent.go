@@ -159,7 +159,7 @@ func runTransparentBench(ctx context.Context, f benchFlags, out io.Writer) error
 	sock := tf.socket
 	var pg *pagerProc
 	if sock == "" {
-		if pg, err = startPagerProc(ctx, local, nodes, f.tokenFile, tf.prefetch, tf.spin); err != nil {
+		if pg, err = startPagerProc(ctx, local, nodes, f.tokenFile, tf.prefetch, tf.spin, f.backup); err != nil {
 			return err
 		}
 		defer pg.stop()
@@ -374,7 +374,7 @@ type pagerProc struct {
 
 // startPagerProc starts this binary as "farmem pager" on a socket in a
 // fresh temporary directory and waits until it listens.
-func startPagerProc(ctx context.Context, local int64, nodes []string, tokenFile string, prefetch int, spin time.Duration) (*pagerProc, error) {
+func startPagerProc(ctx context.Context, local int64, nodes []string, tokenFile string, prefetch int, spin time.Duration, backup string) (*pagerProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("starting the pager: %w", err)
@@ -388,7 +388,12 @@ func startPagerProc(ctx context.Context, local int64, nodes []string, tokenFile 
 		"--namespace", "farmem-bench-pager-" + randomName(), "--stats-json", filepath.Join(dir, "stats.json"),
 		"--prefetch", fmt.Sprint(prefetch), "--spin", spin.String()}
 	if len(nodes) > 0 {
-		args = append(args, "--nodes", strings.Join(nodes, ","))
+		// As in explicit mode, every remote page is backed up locally: by
+		// default in a file in the pager's temporary directory.
+		if backup == "" {
+			backup = filepath.Join(dir, "backup")
+		}
+		args = append(args, "--nodes", strings.Join(nodes, ","), "--backup", backup)
 	}
 	if tokenFile != "" {
 		args = append(args, "--token-file", tokenFile)

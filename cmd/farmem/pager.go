@@ -23,6 +23,7 @@ func init() { register(newPagerCmd) }
 // pagerFlags are the flags of farmem pager.
 type pagerFlags struct {
 	socket, local, tokenFile, namespace, policy, maxRegion, statsJSON string
+	backup                                                            string
 	nodes                                                             []string
 	workers, prefetch, reclaimBatch                                   int
 	verbose                                                           bool
@@ -44,6 +45,10 @@ pager their userfaultfd; the pager serves every page fault, keeps at most
 With --nodes, a region's pages live in the namespace <namespace>-<region id>,
 and a pager restarted with the same --nodes and --namespace takes back the
 regions of a pager that died (the applications re-attach on their own).
+With --backup too, every page is also kept in a local file per region
+(<backup>.<region id>): reads a memnode does not answer in time are served
+from it, and a restarted pager recovers regions even from memnodes that
+lost their pages.
 Without --nodes evicted pages die with the pager, and a re-attach is refused.
 
 --policy FILE sets tunables (prefetch, workers, reclaim_batch, local,
@@ -65,6 +70,7 @@ then block on absent pages until a pager re-attaches) and exits.`,
 	fl.StringSliceVar(&f.nodes, "nodes", nil, "memnode addresses host:port (default: evicted pages stay in the pager's memory)")
 	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the memnodes' token")
 	fl.StringVar(&f.namespace, "namespace", "farmem-pager", "prefix of the regions' namespaces on the memnodes")
+	fl.StringVar(&f.backup, "backup", "", "local backup of every remote page: region <id>'s file is <backup>.<id hex> (needs --nodes)")
 	fl.StringVar(&f.policy, "policy", "", "policy file (key = value lines: prefetch, workers, reclaim_batch, local, max_region)")
 	fl.StringVar(&f.maxRegion, "max-region", "1TiB", "largest region accepted")
 	fl.IntVar(&f.workers, "workers", pager.DefaultWorkers, "fault workers shared by all regions")
@@ -123,7 +129,14 @@ func runPager(ctx context.Context, f pagerFlags, out io.Writer) error {
 		cfg.NewStore = pager.RemoteStores(f.nodes, token, f.namespace, ps)
 		cfg.Recoverable = true
 		far = fmt.Sprintf("memnodes %v, namespaces %s-<region>", f.nodes, f.namespace)
+		if f.backup != "" {
+			cfg.NewStore = pager.ResilientStores(f.nodes, token, f.namespace, ps, f.backup)
+			far += fmt.Sprintf(", backup files %s.<region>", f.backup)
+		}
 	} else {
+		if f.backup != "" {
+			return errors.New("pager: --backup backs up the memnodes' pages: it needs --nodes")
+		}
 		cfg.NewStore = pager.MemStores(ps)
 	}
 	cfg.Logf = func(format string, args ...any) {
