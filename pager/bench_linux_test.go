@@ -124,9 +124,10 @@ func benchmarkFault(b *testing.B, spin time.Duration) {
 	if !out.Scan() || out.Text() != "ready" {
 		b.Fatalf("probe child: %q", out.Text())
 	}
-	// The memnode client's synchronous read in a tight loop, in this
-	// process: what the pager's fetch would cost without its wake-ups.
-	var serialDo float64
+	// The memnode client's synchronous read in this process, in a tight
+	// loop and after 100 µs idle (a fault's fetch follows idle time: the
+	// difference is the cost of waking idle threads on both sides).
+	var serialDo, idleDo float64
 	{
 		st, err := remote.New(context.Background(), remote.Config{Nodes: []string{node.Addr()}, Namespace: "pagerbench-do", PageSize: 4096})
 		if err != nil {
@@ -148,6 +149,17 @@ func benchmarkFault(b *testing.B, spin time.Duration) {
 			d = append(d, time.Since(t))
 		}
 		serialDo = p50us(d)
+		d = d[:0]
+		for range 1000 {
+			time.Sleep(100 * time.Microsecond)
+			call.Reset()
+			t := time.Now()
+			if err := st.Do(context.Background(), &call); err != nil {
+				b.Fatal(err)
+			}
+			d = append(d, time.Since(t))
+		}
+		idleDo = p50us(d)
 		st.Close()
 	}
 	const rounds = 4
@@ -184,4 +196,5 @@ func benchmarkFault(b *testing.B, spin time.Duration) {
 	b.ReportMetric(med(rtt), "rtt-p50-µs")
 	b.ReportMetric(med(app)/(med(bare)+med(rtt)), "ratio")
 	b.ReportMetric(serialDo, "serial-do-p50-µs")
+	b.ReportMetric(idleDo, "idle-do-p50-µs")
 }
