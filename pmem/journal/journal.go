@@ -89,8 +89,6 @@ type Journals struct {
 	durable  map[uint64]struct{} // durable ids beyond the ring's window (rare)
 	wMem     uint64              // every id <= wMem is durable
 	retiring []retired           // applied redo journals waiting for the watermark
-	// Buffers reused across persist rounds (guarded by flushMu).
-	freed []int
 
 	// rounds in flight (coalescing: between taking a group and marking it
 	// persisted), at most maxRounds.
@@ -486,9 +484,13 @@ func (j *Journals) persist(g *Tx) error {
 	if err != nil {
 		return err
 	}
+	var buf [16]int
 	j.flushMu.Lock()
-	j.endRound(r)
+	freed := j.endRound(r, buf[:0])
 	j.flushMu.Unlock()
+	if len(freed) > 0 {
+		j.putFree(freed...)
+	}
 	return nil
 }
 
@@ -530,9 +532,9 @@ func (j *Journals) fence(group bool) error {
 
 // endRound runs after the round's fence returned: the watermark it carried
 // is durable, so are the homes of the ids it popped, and journals at or below
-// the durable watermark go back to the free list. flushMu is held.
-func (j *Journals) endRound(r round) {
-	j.wWritten = max(j.wWritten, r.w)
+// the durable watermark are appended to freed, for the caller to return to
+// the free list once it has released flushMu. flushMu is held.
+func (j *Journals) endRound(r round, freed []int) []int {
 	for a := r.recs; a != nil; {
 		next := a.next
 		j.markDurable(a.id)
@@ -540,8 +542,13 @@ func (j *Journals) endRound(r round) {
 		a.next, a.homes = nil, a.homes[:0]
 		a = next
 	}
+	// Only a durable watermark frees journals: the ids just popped are
+	// above wMem, hence above wWritten.
+	if r.w <= j.wWritten {
+		return freed
+	}
+	j.wWritten = r.w
 	keep := j.retiring[:0]
-	freed := j.freed[:0]
 	for _, rt := range j.retiring {
 		if rt.id <= j.wWritten {
 			freed = append(freed, rt.idx)
@@ -550,10 +557,7 @@ func (j *Journals) endRound(r round) {
 		}
 	}
 	j.retiring = keep
-	if len(freed) > 0 {
-		j.putFree(freed...)
-	}
-	j.freed = freed
+	return freed
 }
 
 // Sync makes every committed transaction's home writes durable and advances
