@@ -17,7 +17,7 @@ const (
 	DefaultResyncBatch   = 32
 	DefaultResyncDepth   = 4
 	DefaultResyncTimeout = time.Second
-	DefaultTick          = 20 * time.Millisecond
+	DefaultTick          = 5 * time.Millisecond
 )
 
 // Config configures a Store made by New.
@@ -53,7 +53,8 @@ type Config struct {
 	ResyncTimeout                        time.Duration
 	// Tick is the period of each node's background loop (timeouts of a
 	// suspect node, probe schedule, repair of outage pages of a healthy
-	// node); default 20 ms.
+	// node); default 5 ms. A suspect node gets one probe read a tick, so
+	// RecoverAfter (3) ticks is how long a false suspicion lasts.
 	Tick time.Duration
 	// Registerer, if set, gets the store's Prometheus metrics (see
 	// metrics.go); ConstLabels are added to each.

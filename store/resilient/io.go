@@ -17,8 +17,9 @@ import (
 // write's), are read from the backup. A late remote answer is discarded by
 // the primary (store contract: it never writes a buffer after completion).
 func (s *Store) read(ctx context.Context, c *store.Call) {
-	var remoteIdx, backupIdx []int
-	var nodeMask uint64 // nodes the remote part touches (first 64)
+	sc := s.getScratch()
+	defer s.putScratch(sc)
+	remoteIdx, backupIdx := sc.remoteIdx[:0], sc.backupIdx[:0]
 	var deadline time.Duration
 	for i := range c.Pages {
 		pg := &c.Pages[i]
@@ -36,11 +37,10 @@ func (s *Store) read(ctx context.Context, c *store.Call) {
 			continue
 		}
 		remoteIdx = append(remoteIdx, i)
-		nodeMask |= 1 << (n.index % 64)
 		deadline = max(deadline, r.deadline)
 	}
 	if len(remoteIdx) > 0 {
-		rc := &store.Call{Op: store.OpRead, Pages: make([]store.Page, len(remoteIdx)), Done: make(chan *store.Call, 1)}
+		rc := sc.call(&sc.rc, store.OpRead, len(remoteIdx))
 		for j, i := range remoteIdx {
 			rc.Pages[j] = store.Page{ID: c.Pages[i].ID, Data: c.Pages[i].Data}
 		}
@@ -49,8 +49,8 @@ func (s *Store) read(ctx context.Context, c *store.Call) {
 		store.Do(dctx, s.primary, rc)
 		lat := time.Since(t0)
 		cancel()
-		worst := make(map[int]outcome, 1) // missing: outOK
-		var repair []store.PageID
+		worst := sc.outcomes(len(s.nodes))
+		repair := sc.repair[:0]
 		for j, i := range remoteIdx {
 			rp := &rc.Pages[j]
 			err := rp.Err
@@ -82,11 +82,12 @@ func (s *Store) read(ctx context.Context, c *store.Call) {
 			backupIdx = append(backupIdx, i)
 		}
 		for ni, o := range worst {
-			if ctx.Err() != nil {
-				continue // the caller gave up: that says nothing about the node
+			if o == outNone || ctx.Err() != nil {
+				continue // not asked, or the caller gave up: that says nothing about the node
 			}
 			s.nodes[ni].observe(lat, o)
 		}
+		sc.repair = repair
 		if len(repair) > 0 {
 			// The remote copy is bad: the page joins the outage set, so
 			// reads use the backup until resync has rewritten it.
@@ -96,13 +97,14 @@ func (s *Store) read(ctx context.Context, c *store.Call) {
 		}
 	}
 	if len(backupIdx) > 0 {
-		s.readBackup(ctx, c, backupIdx)
+		s.readBackup(ctx, c, backupIdx, sc)
 	}
+	sc.remoteIdx, sc.backupIdx = remoteIdx, backupIdx
 }
 
 // readBackup reads pages idx of c from the backup.
-func (s *Store) readBackup(ctx context.Context, c *store.Call, idx []int) {
-	bc := &store.Call{Op: store.OpRead, Pages: make([]store.Page, len(idx)), Done: make(chan *store.Call, 1)}
+func (s *Store) readBackup(ctx context.Context, c *store.Call, idx []int, sc *scratch) {
+	bc := sc.call(&sc.bc, store.OpRead, len(idx))
 	for j, i := range idx {
 		bc.Pages[j] = store.Page{ID: c.Pages[i].ID, Data: c.Pages[i].Data}
 	}
@@ -155,18 +157,20 @@ func (s *Store) write(ctx context.Context, c *store.Call) {
 	if len(valid) == 0 {
 		return
 	}
-	bc := &store.Call{Op: store.OpWrite, Pages: make([]store.Page, len(valid)), Done: make(chan *store.Call, 1)}
+	sc := s.getScratch()
+	defer s.putScratch(sc)
+	bc := sc.call(&sc.bc, store.OpWrite, len(valid))
 	for j, i := range valid {
 		bc.Pages[j] = c.Pages[i]
 	}
 	s.backup.Submit(ctx, bc)
-	remoteOK := make(map[int]bool, len(remoteIdx))
+	remoteOK := sc.flags(len(c.Pages))
 	if len(remoteIdx) > 0 {
 		wd := s.cfg.WriteDeadline
 		if wd == 0 {
 			wd = 4*deadline + time.Duration(len(remoteIdx))*50*time.Microsecond
 		}
-		rc := &store.Call{Op: store.OpWrite, Pages: make([]store.Page, len(remoteIdx)), Done: make(chan *store.Call, 1)}
+		rc := sc.call(&sc.rc, store.OpWrite, len(remoteIdx))
 		for j, i := range remoteIdx {
 			rc.Pages[j] = c.Pages[i]
 			rc.Pages[j].Err = nil
@@ -176,7 +180,7 @@ func (s *Store) write(ctx context.Context, c *store.Call) {
 		store.Do(dctx, s.primary, rc)
 		lat := time.Since(t0)
 		cancel()
-		worst := make(map[int]outcome, 1) // missing: outOK
+		worst := sc.outcomes(len(s.nodes))
 		for j, i := range remoteIdx {
 			err := rc.Pages[j].Err
 			if err == nil && rc.Err != nil && len(s.nodes) == 1 {
@@ -198,7 +202,7 @@ func (s *Store) write(ctx context.Context, c *store.Call) {
 			// A write's latency says little about a read's (a batch of
 			// evicted pages is many times larger), so writes feed the
 			// machine their failures only, never the deadline.
-			if ctx.Err() != nil || o == outOK {
+			if ctx.Err() != nil || o == outOK || o == outNone {
 				continue
 			}
 			s.nodes[ni].observe(lat, o)
@@ -306,10 +310,69 @@ func (s *Store) free(ctx context.Context, c *store.Call) {
 // a broken connection over a timeout over an answer.
 func worse(a, b outcome) outcome {
 	if b == outOther {
+		if a == outNone {
+			return outOther
+		}
 		return a
 	}
-	if a == outOther || b > a {
+	if a == outNone || a == outOther || b > a {
 		return b
 	}
 	return a
+}
+
+// scratch is the per-call bookkeeping of read and write, pooled so that a
+// fault does not allocate it each time.
+type scratch struct {
+	remoteIdx, backupIdx []int
+	rc, bc               store.Call
+	repair               []store.PageID
+	worst                []outcome
+	ok                   []bool
+}
+
+func (s *Store) getScratch() *scratch {
+	if sc, ok := s.scratch.Get().(*scratch); ok {
+		return sc
+	}
+	return &scratch{rc: store.Call{Done: make(chan *store.Call, 1)}, bc: store.Call{Done: make(chan *store.Call, 1)}}
+}
+
+func (s *Store) putScratch(sc *scratch) {
+	// Drop the references to the caller's buffers.
+	clear(sc.rc.Pages[:cap(sc.rc.Pages)])
+	clear(sc.bc.Pages[:cap(sc.bc.Pages)])
+	s.scratch.Put(sc)
+}
+
+// call readies c for an op on n pages.
+func (sc *scratch) call(c *store.Call, op store.Op, n int) *store.Call {
+	c.Op, c.Err = op, nil
+	if cap(c.Pages) < n {
+		c.Pages = make([]store.Page, n)
+	}
+	c.Pages = c.Pages[:n]
+	return c
+}
+
+// outcomes returns n outcomes, all outNone.
+func (sc *scratch) outcomes(n int) []outcome {
+	if cap(sc.worst) < n {
+		sc.worst = make([]outcome, n)
+	}
+	sc.worst = sc.worst[:n]
+	for i := range sc.worst {
+		sc.worst[i] = outNone
+	}
+	return sc.worst
+}
+
+// flags returns n false flags.
+func (sc *scratch) flags(n int) []bool {
+	if cap(sc.ok) < n {
+		sc.ok = make([]bool, n)
+	}
+	sc.ok = sc.ok[:n]
+	clear(sc.ok)
+	return sc.ok
 }

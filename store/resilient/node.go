@@ -44,13 +44,19 @@ type route struct {
 }
 
 func (n *node) publish(d health.Decision) {
-	n.route.Store(&route{
+	r := route{
 		state:      d.State,
 		readRemote: d.ReadRemote && !n.forceFull,
 		wait:       d.WaitDeadline && !n.forceFull,
 		write:      d.WriteRemote,
 		deadline:   d.Deadline,
-	})
+	}
+	if old := n.route.Load(); old != nil && *old == r {
+		return // most events change nothing: no allocation for them
+	}
+	p := new(route) // r itself stays on the stack
+	*p = r
+	n.route.Store(p)
 }
 
 func (n *node) routing() *route { return n.route.Load() }
@@ -172,6 +178,7 @@ const (
 	outTimeout                // deadline passed
 	outConn                   // connection failed
 	outOther                  // the caller gave up, or the store is closing: no event
+	outNone                   // no request to the node (bookkeeping only)
 )
 
 func classify(err error) outcome {

@@ -31,7 +31,9 @@ type Store struct {
 	meta  []atomic.Uint64
 	start time.Time
 	ctr   counters
-	m     *metrics
+	// scratch pools the bookkeeping of calls (see io.go).
+	scratch sync.Pool
+	m       *metrics
 
 	closed   atomic.Bool
 	stop     chan struct{}
