@@ -30,6 +30,10 @@ type fakePrimary struct {
 	modes []fakeMode
 	epoch []uint64
 	reads atomic.Int64 // read calls that reached an answering node
+	// downAfterWrites, when positive, counts write calls down; the one
+	// that takes it to zero marks every node down (a failure in the middle
+	// of a resync).
+	downAfterWrites atomic.Int64
 }
 
 func newFakePrimary(pageSize, nodes int) *fakePrimary {
@@ -84,6 +88,11 @@ func (f *fakePrimary) has(id store.PageID, sum uint32, pageSize int) bool {
 
 func (f *fakePrimary) Submit(ctx context.Context, c *store.Call) {
 	store.CheckDone(c)
+	if c.Op == store.OpWrite && f.downAfterWrites.Load() > 0 && f.downAfterWrites.Add(-1) == 0 {
+		for i := range f.n {
+			f.set(i, fakeDown)
+		}
+	}
 	f.mu.Lock()
 	modes := make([]fakeMode, len(c.Pages))
 	for i, p := range c.Pages {

@@ -226,6 +226,39 @@ func TestNewEpochRepopulates(t *testing.T) {
 	}
 }
 
+// TestFullResyncResumes: a full resync cut short by the node failing again
+// resumes where it stopped, rather than copying everything again.
+func TestFullResyncResumes(t *testing.T) {
+	prim := newFakePrimary(testPS, 1)
+	s, err := Open(context.Background(), Config{Primary: prim, Pages: testPages, Health: testHealth, Tick: 5 * time.Millisecond,
+		ResyncBatch: 8, ResyncDepth: 1}, BackupFile{Path: filepath.Join(t.TempDir(), "backup"), Create: true, RegionID: testRegion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	all := ids(testPages)
+	writePages(t, s, 1, all...)
+	prim.restart(0, testPages)
+	prim.downAfterWrites.Store(10) // fail on the 10th batch of the first attempt
+	s.EpochChanged(0, prim.Epochs()[0])
+	eventually(t, "the first attempt failed", func() bool { return state(s, 0) == health.Down })
+	first := s.Counters().ResyncedPages
+	prim.set(0, fakeOK)
+	eventually(t, "repopulated", func() bool { return state(s, 0) == health.Healthy })
+	c := s.Counters()
+	if c.FullResyncs < 2 {
+		t.Fatalf("expected a second full resync: %+v", c)
+	}
+	if first == 0 || first >= testPages || c.ResyncedPages > testPages+8 {
+		t.Fatalf("first attempt copied %d pages, both %d, for %d pages: not resumed", first, c.ResyncedPages, testPages)
+	}
+	for _, id := range all {
+		if !prim.has(id, page(id, 1).Sum, testPS) {
+			t.Fatalf("page %d missing after the resumed resync", id)
+		}
+	}
+}
+
 func TestRestartFindsNodeRestarted(t *testing.T) {
 	prim := newFakePrimary(testPS, 1)
 	path := filepath.Join(t.TempDir(), "backup")
