@@ -24,13 +24,16 @@
 //
 // # Commit ids, watermark and recovery
 //
-// Commit ids ascend globally; they are taken under a lock when a redo
-// journal is sealed. A redo journal stays on the in-flight list after it is
+// Commit ids ascend globally; a redo journal takes the next one with an
+// atomic add when it is sealed. A redo journal stays on the in-flight list after it is
 // applied, until the pool's watermark W — a single 8-byte word meaning
 // "every transaction with id <= W has its home writes durable" — passes its
 // id; only then does it return to the free list. The watermark written by a
-// persist round vouches only for homes made durable by an earlier round, so
-// a crash that tears a round never persists W without what W promises.
+// persist round vouches only for homes made durable by a round that had
+// ended before it began, so a crash that tears a round never persists W
+// without what W promises. Rounds may overlap and groups may become durable
+// out of id order: a transaction's effects are applied only after its own
+// round, so none depends on a transaction that is not yet durable.
 // Recovery rolls back every active undo journal, then replays, in ascending
 // commit id order, every valid redo journal above W, discarding torn ones
 // (checksum mismatch: commits never acknowledged). An undo transaction's
@@ -40,13 +43,24 @@
 // # Commit coalescing
 //
 // With Options.Coalesce, commits follow the group-commit scheme of database
-// write-ahead logs: a
-// committer flushes its journal body on its own processor, seals the header
-// with the next id and joins the pending list; the committer that holds the
-// persist lock is the leader and persists every pending journal — their
-// header lines, the watermark — with one fence. Followers yield briefly,
-// then sleep until the round ends. Options.MaxWait lets a leader wait for
-// the group to grow; with zero, groups form while the previous round's fence
-// is in flight. Stats and the pool's fence counter give fences per
+// write-ahead logs: a committer seals its journal header with the next id
+// and pushes it on a lock-free pending stack; a committer that gets a round
+// slot (Options.Rounds, default 1) is the leader: it takes the whole stack
+// and persists it with one fence. Followers yield briefly, then sleep until
+// the round ends. Options.MaxWait lets a leader wait for the group to grow;
+// with zero, groups form while the previous round's fence is in flight, and
+// a leader yields once while open redo transactions have not joined.
+//
+// # Who flushes
+//
+// SFENCE orders only the cache-line flushes of the core that executes it,
+// so the goroutine that fences a round flushes every line the fence is
+// meant to cover: the journals of its group (body and header), the homes of
+// the transactions applied since the previous round, and the watermark
+// word. Committers only store. CLWB writes a line back from whichever cache
+// holds it, so the leader may flush lines other goroutines wrote.
+//
+// Stats and the pool's fence counter give fences per transaction.
+// BeginInto reuses a caller's Tx, so a committer allocates nothing per
 // transaction.
 package journal
