@@ -740,9 +740,10 @@ func (j *Journals) leadRound(gather bool) {
 		// usually a few hundred nanoseconds from joining, or they are
 		// committers whose previous commit this goroutine persisted and
 		// that have not run since (with more committers than processors
-		// they wait in the run queue). Yielding a few times lets them
-		// join; without it a leader that runs on persists alone, round
-		// after round, and coalescing never happens.
+		// they wait in the run queue). Yielding lets them join; without
+		// it a leader that runs on persists alone, round after round, and
+		// coalescing never happens. A transaction left open for long
+		// costs each round one yield, nothing more.
 		for k := 0; k < joinYields && j.npending.Load() < j.open.Load(); k++ {
 			runtime.Gosched()
 		}
