@@ -43,6 +43,7 @@ pool_pmdk="$SHM/farmem-pmdk-peer-$$"
 pool_farmem="$SHM/farmem-pmem-peer-$$"
 trap 'rm -f "$pool_pmdk" "$pool_farmem"' EXIT
 
+load0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 printf '%-10s %-6s %14s %14s %14s %12s %12s\n' committers value pmdk_tx_s farmem_off_tx_s farmem_on_tx_s on_fences/tx pmdk_p50_us
 ratio4=""
 for c in ${COMMITTERS//,/ }; do
@@ -73,5 +74,8 @@ if [ -z "$ratio4" ]; then
 	echo "no 4-committer run (COMMITTERS=$COMMITTERS)" >&2
 	exit 1
 fi
+# The machine may be shared: both systems' throughput moves with its load,
+# PMDK's more (docs/PMEM.md), so say what the load was.
+echo "load average at start: $load0, at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 echo "4 committers, coalescing off: farmem/pmdk = $ratio4off"
 echo "farmem/pmdk tx throughput ratio: $ratio4"
