@@ -144,7 +144,10 @@ func (r *region) readLoop() {
 		}
 		if err != nil {
 			if !errors.Is(err, uffd.ErrClosed) {
-				r.p.logf("pager: region %d: reading faults: %v", r.id, err)
+				// Nothing more can be served: detach the region (the
+				// application is told, and may re-attach it).
+				r.p.logf("pager: region %d: reading faults: %v; detaching it", r.id, err)
+				go r.p.detach(r, false)
 			}
 			return
 		}
