@@ -43,20 +43,35 @@ pool_pmdk="$SHM/farmem-pmdk-peer-$$"
 pool_farmem="$SHM/farmem-pmem-peer-$$"
 trap 'rm -f "$pool_pmdk" "$pool_farmem"' EXIT
 
+# Each run's CPU time (user + sys of the process, bash's `time`) gives
+# transactions per CPU-second, which depends much less on what else runs on
+# the machine than throughput does. It includes each tool's setup (pool
+# creation, sorting the latencies).
+TIMEFORMAT='%3U %3S'
+cpu_file="$OUT/cpu"
+per_cpu() { read -r u s <"$cpu_file"; awk -v t="$1" -v u="$u" -v s="$s" 'BEGIN { printf "%.0f", (u + s > 0) ? t / (u + s) : 0 }'; }
+
 load0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
-printf '%-10s %-6s %14s %14s %14s %12s %12s\n' committers value pmdk_tx_s farmem_off_tx_s farmem_on_tx_s on_fences/tx pmdk_p50_us
+printf '%-10s %-6s %14s %14s %14s %12s %12s %16s %16s\n' committers value pmdk_tx_s farmem_off_tx_s farmem_on_tx_s on_fences/tx pmdk_p50_us pmdk_tx/cpu_s farmem_on_tx/cpu_s
 ratio4=""
 for c in ${COMMITTERS//,/ }; do
-	p=() ; off=() ; on=() ; fpt=() ; p50=()
+	p=() ; off=() ; on=() ; fpt=() ; p50=() ; pc=() ; fc=()
 	for ((r = 0; r < REPS; r++)); do
-		line=$(PMEM_IS_PMEM_FORCE=1 "$OUT/kvbench" "$pool_pmdk" "$c" "$VALUE_BYTES" "$DURATION_MS" "$KEYS")
+		line=$( { time PMEM_IS_PMEM_FORCE=1 "$OUT/kvbench" "$pool_pmdk" "$c" "$VALUE_BYTES" "$DURATION_MS" "$KEYS"; } 2>"$cpu_file")
 		p+=("$(echo "$line" | field tx_per_sec)")
 		p50+=("$(echo "$line" | field p50_us)")
+		pc+=("$(per_cpu "$(echo "$line" | field txs)")")
 		for co in off on; do
-			j=$("$OUT/farmem" pmem bench --json - --pool "$pool_farmem" --mode force-pmem --committers "$c" \
-				--value-bytes "$VALUE_BYTES" --coalescing "$co" --duration "${DURATION_MS}ms" --keys "$KEYS" --max-wait "$MAX_WAIT" 2>/dev/null)
+			j=$( { time "$OUT/farmem" pmem bench --json - --pool "$pool_farmem" --mode force-pmem --committers "$c" \
+				--value-bytes "$VALUE_BYTES" --coalescing "$co" --duration "${DURATION_MS}ms" --keys "$KEYS" --max-wait "$MAX_WAIT" 2>/dev/null; } 2>"$cpu_file")
 			t=$(echo "$j" | jfield tx_per_sec)
-			if [ "$co" = off ]; then off+=("$t"); else on+=("$t"); fpt+=("$(echo "$j" | jfield fences_per_tx)"); fi
+			if [ "$co" = off ]; then
+				off+=("$t")
+			else
+				on+=("$t")
+				fpt+=("$(echo "$j" | jfield fences_per_tx)")
+				fc+=("$(per_cpu "$(echo "$j" | jfield txs)")")
+			fi
 		done
 	done
 	mp=$(printf '%s\n' "${p[@]}" | median)
@@ -64,8 +79,11 @@ for c in ${COMMITTERS//,/ }; do
 	mon=$(printf '%s\n' "${on[@]}" | median)
 	mf=$(printf '%s\n' "${fpt[@]}" | median)
 	m50=$(printf '%s\n' "${p50[@]}" | median)
-	printf '%-10s %-6s %14.0f %14.0f %14.0f %12.3f %12s\n' "$c" "$VALUE_BYTES" "$mp" "$moff" "$mon" "$mf" "$m50"
+	mpc=$(printf '%s\n' "${pc[@]}" | median)
+	mfc=$(printf '%s\n' "${fc[@]}" | median)
+	printf '%-10s %-6s %14.0f %14.0f %14.0f %12.3f %12s %16.0f %16.0f\n' "$c" "$VALUE_BYTES" "$mp" "$moff" "$mon" "$mf" "$m50" "$mpc" "$mfc"
 	if [ "$c" = 4 ]; then
+		cpuratio4=$(awk -v a="$mfc" -v b="$mpc" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
 		ratio4=$(awk -v a="$mon" -v b="$mp" 'BEGIN { printf "%.2f", a / b }')
 		ratio4off=$(awk -v a="$moff" -v b="$mp" 'BEGIN { printf "%.2f", a / b }')
 	fi
@@ -77,5 +95,6 @@ fi
 # The machine may be shared: both systems' throughput moves with its load,
 # PMDK's more (docs/PMEM.md), so say what the load was.
 echo "load average at start: $load0, at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
+echo "4 committers, transactions per CPU-second, coalescing on: farmem/pmdk = $cpuratio4"
 echo "4 committers, coalescing off: farmem/pmdk = $ratio4off"
 echo "farmem/pmdk tx throughput ratio: $ratio4"
