@@ -28,10 +28,12 @@ type stage struct {
 	buf  []byte
 	free []int32       // free slots
 	slot map[int]int32 // staged page -> slot
+	at   []time.Time   // per slot: when its page was staged
 }
 
 func (r *region) initStage(pages int) {
-	r.stg = &stage{buf: make([]byte, pages*r.ps), free: make([]int32, pages), slot: make(map[int]int32, pages)}
+	r.stg = &stage{buf: make([]byte, pages*r.ps), free: make([]int32, pages), slot: make(map[int]int32, pages),
+		at: make([]time.Time, pages)}
 	for i := range r.stg.free {
 		r.stg.free[i] = int32(pages - 1 - i)
 	}
@@ -90,6 +92,7 @@ func (r *region) sample() int {
 		if ok {
 			r.pages[pg] = v | stStaged
 			r.stg.slot[pg] = slots[i]
+			r.stg.at[slots[i]] = time.Now()
 			staged++
 		} else {
 			r.pages[pg] = v | stClean
@@ -139,16 +142,22 @@ func (r *region) hintFault(pg int, write bool, t0 time.Time) {
 	r.p.recordService(t0)
 }
 
-// dropStagedLocked evicts up to max staged pages (not used since they were
-// sampled) for free, and returns how many. Called with r.mu held.
+// dropStagedLocked evicts up to max staged pages that were not used for at
+// least one sample interval after they were staged, for free, and returns
+// how many. (A page dropped sooner would carry no signal: it had no time to
+// be re-accessed.) Called with r.mu held.
 func (r *region) dropStagedLocked(max int) int {
 	if r.stg == nil || len(r.stg.slot) == 0 {
 		return 0
 	}
 	n := 0
+	cut := time.Now().Add(-r.p.cfg.SampleInterval)
 	for pg, slot := range r.stg.slot {
 		if n == max {
 			break
+		}
+		if r.stg.at[slot].After(cut) {
+			continue
 		}
 		delete(r.stg.slot, pg)
 		r.stg.free = append(r.stg.free, slot)

@@ -36,6 +36,7 @@ var transparentFlags struct {
 	prefetch     int
 	faultSamples int
 	spin         time.Duration
+	sample       time.Duration
 }
 
 func init() {
@@ -49,6 +50,7 @@ func init() {
 				fl.StringVar(&transparentFlags.socket, "socket", "", "--mode transparent: attach to the pager on this socket (default: start one, with --local as its budget)")
 				fl.IntVar(&transparentFlags.prefetch, "prefetch", 0, "--mode transparent: the started pager's --prefetch")
 				fl.DurationVar(&transparentFlags.spin, "pager-spin", 0, "--mode transparent: the started pager's --spin")
+				fl.DurationVar(&transparentFlags.sample, "pager-sample-interval", 0, "--mode transparent: the started pager's --sample-interval (access sampling; 0: off)")
 				fl.IntVar(&transparentFlags.faultSamples, "fault-samples", 2000, "--mode transparent: timed first touches of non-resident pages, and bare userfaultfd faults")
 			}
 			return c
@@ -159,7 +161,7 @@ func runTransparentBench(ctx context.Context, f benchFlags, out io.Writer) error
 	sock := tf.socket
 	var pg *pagerProc
 	if sock == "" {
-		if pg, err = startPagerProc(ctx, local, nodes, f.tokenFile, tf.prefetch, tf.spin, f.backup); err != nil {
+		if pg, err = startPagerProc(ctx, local, nodes, f.tokenFile, tf.prefetch, tf.spin, tf.sample, f.backup); err != nil {
 			return err
 		}
 		defer pg.stop()
@@ -374,7 +376,7 @@ type pagerProc struct {
 
 // startPagerProc starts this binary as "farmem pager" on a socket in a
 // fresh temporary directory and waits until it listens.
-func startPagerProc(ctx context.Context, local int64, nodes []string, tokenFile string, prefetch int, spin time.Duration, backup string) (*pagerProc, error) {
+func startPagerProc(ctx context.Context, local int64, nodes []string, tokenFile string, prefetch int, spin, sample time.Duration, backup string) (*pagerProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("starting the pager: %w", err)
@@ -386,7 +388,7 @@ func startPagerProc(ctx context.Context, local int64, nodes []string, tokenFile 
 	p := &pagerProc{dir: dir, socket: filepath.Join(dir, "pager.sock"), done: make(chan error, 1)}
 	args := []string{"pager", "--socket", p.socket, "--local", fmt.Sprint(local),
 		"--namespace", "farmem-bench-pager-" + randomName(), "--stats-json", filepath.Join(dir, "stats.json"),
-		"--prefetch", fmt.Sprint(prefetch), "--spin", spin.String()}
+		"--prefetch", fmt.Sprint(prefetch), "--spin", spin.String(), "--sample-interval", sample.String()}
 	if len(nodes) > 0 {
 		// As in explicit mode, every remote page is backed up locally: by
 		// default in a file in the pager's temporary directory.
