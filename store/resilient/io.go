@@ -212,6 +212,7 @@ func (s *Store) write(ctx context.Context, c *store.Call) {
 	var outage []store.PageID
 	var outIdx []int
 	var cleared []store.PageID
+	var sums []uint64 // of cleared: the meta this write left
 	for j, i := range valid {
 		pg := &c.Pages[i]
 		berr := bc.Pages[j].Err
@@ -228,6 +229,7 @@ func (s *Store) write(ctx context.Context, c *store.Call) {
 			outIdx = append(outIdx, i)
 		case s.out.has(pg.ID):
 			cleared = append(cleared, pg.ID)
+			sums = append(sums, metaKnown|uint64(pg.Sum))
 		}
 	}
 	if len(outage) > 0 {
@@ -242,10 +244,6 @@ func (s *Store) write(ctx context.Context, c *store.Call) {
 	if len(cleared) > 0 {
 		// Both copies are current now: the page needs no resync, unless a
 		// newer write has begun since.
-		sums := make([]uint64, len(cleared))
-		for k, id := range cleared {
-			sums[k] = s.meta[id].Load()
-		}
 		s.out.remove(cleared, func(k int) bool { return s.meta[cleared[k]].Load() != sums[k] })
 	}
 }
