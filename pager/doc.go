@@ -71,6 +71,15 @@
 // pages are only punched. Nothing is punched before its write-back
 // succeeded.
 //
+// # Access sampling
+//
+// Accesses that do not fault are invisible to the pager. With
+// Config.SampleInterval, clean pages are periodically staged out of the
+// mapping into pager memory; a re-access is a cheap fault served from the
+// staging slot that marks the page used (TPP's hint faults), and pages left
+// staged for an interval are the reclaimer's first, free victims
+// (sample_linux.go).
+//
 // # Pager death and recovery
 //
 // The application keeps its userfaultfd and memfd: when the pager dies,
@@ -82,7 +91,9 @@
 // far tier under the same region id (a page not found there was never
 // written back: zero), and wakes the whole range so that faults the dead
 // pager read but never served are raised again. This needs a far tier that
-// outlives the pager (memnodes); the pager's own metadata is not persisted,
-// because everything it holds can be rebuilt from the memfd and the far
-// tier: see docs/TRANSPARENT.md for what that costs.
+// outlives the pager (memnodes: RemoteStores; with a local backup file per
+// region that also survives memnodes restarting empty: ResilientStores).
+// The pager's own metadata is not persisted, because everything it holds
+// can be rebuilt from the memfd and the far tier, except whether a page
+// absent from both was lost or never written: see docs/TRANSPARENT.md.
 package pager
