@@ -3,6 +3,8 @@ package journal
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -390,5 +392,103 @@ func TestMarkDurableWindow(t *testing.T) {
 		if b {
 			t.Fatalf("ring slot %d still set after the watermark passed it", i)
 		}
+	}
+}
+
+// TestConcurrentMixRecovers runs several goroutines that mix redo commits,
+// undo commits and explicit CommitAll groups on their own slots, with
+// coalescing and one or three round slots, then recovers the durable image
+// (and durable images plus random unflushed lines) and checks that every
+// acknowledged transaction is there. It exercises the lock-free pending
+// stack, overlapping rounds and Tx reuse under -race; the crash suite's
+// workloads are single-goroutine.
+func TestConcurrentMixRecovers(t *testing.T) {
+	for _, rounds := range []int{1, 3} {
+		t.Run(map[int]string{1: "1-round", 3: "3-rounds"}[rounds], func(t *testing.T) {
+			const workers, per, slots = 6, 150, 4
+			sim, j := newSimJournals(t, 16, 512, Options{Coalesce: true, Rounds: rounds})
+			off := heap(j)
+			slot := func(w, s int) uint64 { return off + uint64(w*slots+s)*64 }
+			want := make([][slots]uint64, workers)
+			var wg sync.WaitGroup
+			errs := make(chan error, workers)
+			for w := 0; w < workers; w++ {
+				wg.Add(1)
+				go func(w int) {
+					defer wg.Done()
+					var mine, other Tx
+					for i := 1; i <= per; i++ {
+						v := uint64(w)<<32 | uint64(i)
+						s := i % slots
+						var err error
+						switch i % 5 {
+						case 0, 1, 2: // redo, reusing one Tx
+							if err = j.BeginInto(&mine, Redo); err == nil {
+								if err = mine.Write(slot(w, s), le.AppendUint64(nil, v)); err == nil {
+									err = mine.Commit()
+								}
+							}
+						case 3: // undo
+							var tx *Tx
+							if tx, err = j.Begin(Undo); err == nil {
+								if err = tx.Write(slot(w, s), le.AppendUint64(nil, v)); err == nil {
+									err = tx.Commit()
+								}
+							}
+						case 4: // an explicit group of two on two slots
+							s2 := (s + 1) % slots
+							if err = j.BeginInto(&mine, Redo); err == nil {
+								err = j.BeginInto(&other, Redo)
+							}
+							if err == nil {
+								mine.Write(slot(w, s), le.AppendUint64(nil, v))
+								other.Write(slot(w, s2), le.AppendUint64(nil, v+1<<20))
+								err = j.CommitAll(&mine, &other)
+							}
+							want[w][s2] = v + 1<<20
+						}
+						if err != nil {
+							errs <- err
+							return
+						}
+						want[w][s] = v
+					}
+				}(w)
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			check := func(name string, img []byte) {
+				t.Helper()
+				p, err := pmem.OpenMem(img, pmem.NewSim(img), "jt")
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				if _, _, err := Open(p, Options{}); err != nil {
+					t.Fatalf("%s: recovery: %v", name, err)
+				}
+				for w := range want {
+					for s, v := range want[w] {
+						if got := le.Uint64(img[slot(w, s):]); v != 0 && got != v {
+							t.Fatalf("%s: worker %d slot %d = %#x after recovery, want %#x (acknowledged)", name, w, s, got, v)
+						}
+					}
+				}
+			}
+			img, _ := sim.CrashClone(nil)
+			check("durable image", img)
+			rng := rand.New(rand.NewPCG(uint64(rounds), 7))
+			for k := 0; k < 20; k++ {
+				img, _ := sim.CrashClone(rng)
+				check(fmt.Sprintf("random image %d", k), img)
+			}
+			if err := j.Close(); err != nil {
+				t.Fatal(err)
+			}
+			img, _ = sim.CrashClone(nil)
+			check("after Close", img)
+		})
 	}
 }
