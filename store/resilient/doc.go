@@ -60,8 +60,8 @@
 // restarted meanwhile, and which pages the others lack.
 //
 // A resync copy can race a new write of the same page. Each page's newest
-// checksum is kept in memory (4 bytes and 2 flag bits per page, from the
-// start of each write); a copy whose page changed meanwhile is put back in
+// checksum is kept in memory (8 bytes per page: the CRC32C and two flags,
+// set at the start of each write); a copy whose page changed meanwhile is put back in
 // the outage set, and a read that gets an older version from the node
 // fails over. Between them, a read never returns anything but the newest
 // version.

@@ -11,7 +11,7 @@ import (
 // store package's error of its class where one fits, so callers that know
 // only package store can still tell them apart.
 var (
-	// ErrConfig: a Config or Options field is missing or out of range.
+	// ErrConfig: a Config or BackupFile field is missing or out of range.
 	ErrConfig = errors.New("resilient: bad config")
 	// ErrBackupFull: the backup device had no room for a page, so the write
 	// failed and the page stays in DRAM (it wraps store.ErrFull).
