@@ -3,7 +3,10 @@ package pmem
 import (
 	"bytes"
 	"math/rand/v2"
+	"runtime"
+	"strconv"
 	"sync"
+	"unsafe"
 )
 
 // Sim is the crash-simulating persistence domain. The pool's memory is a
@@ -30,15 +33,58 @@ type Sim struct {
 	mu      sync.Mutex
 	mem     []byte
 	durable []byte
-	pending map[int][]byte
+	pending map[int][]byte // latest unfenced snapshot of each flushed line
 	fences  int
 	hook    func(fence int)
+
+	// Strict mode (NewStrictSim): a fence persists only the flushes of the
+	// goroutine that issues it.
+	strict bool
+	seq    uint64
+	byLine map[int][]flushRec // unfenced flushes of each line, oldest first
+	durSeq map[int]uint64     // seq of the snapshot last made durable
+}
+
+// flushRec is one strict-mode flush of one line.
+type flushRec struct {
+	gid, seq uint64
+	snap     []byte
 }
 
 // NewSim returns a simulator over mem; the current content of mem is taken as
-// durable.
+// durable. Its fences are global: a Fence persists every line flushed before
+// it, by any goroutine.
 func NewSim(mem []byte) *Sim {
 	return &Sim{mem: mem, durable: bytes.Clone(mem), pending: map[int][]byte{}}
+}
+
+// NewStrictSim returns a simulator whose Fence persists only the lines
+// flushed by the goroutine that calls it, which is the x86 rule (SFENCE
+// orders the CLWBs of its own core) and the pmem.Domain contract. A design
+// that lets one goroutine fence for lines another flushed passes NewSim and
+// fails here. A line flushed by several goroutines becomes durable with the
+// newest snapshot whose flusher has fenced; an older snapshot never
+// replaces a newer durable one.
+func NewStrictSim(mem []byte) *Sim {
+	s := NewSim(mem)
+	s.strict, s.byLine, s.durSeq = true, map[int][]flushRec{}, map[int]uint64{}
+	return s
+}
+
+// goid returns the calling goroutine's id, parsed from its stack header
+// ("goroutine 18 [running]:"); strict mode only, so its cost does not matter.
+func goid() uint64 {
+	var buf [40]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	id, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		panic("pmem: invariant: cannot parse the goroutine id from " + strconv.Quote(string(buf[:])))
+	}
+	return id
 }
 
 // SetFenceHook installs fn, called at the start of every Fence (before the
@@ -61,16 +107,52 @@ func (s *Sim) Flush(off, n int) {
 	if end > len(s.mem) {
 		end = len(s.mem)
 	}
+	var gid uint64
+	if s.strict {
+		gid = goid()
+	}
 	s.mu.Lock()
 	for l := start; l < end; l += CacheLine {
+		if s.strict {
+			snap := make([]byte, CacheLine)
+			loadLine(snap, s.mem[l:l+CacheLine])
+			s.seq++
+			s.byLine[l] = append(s.byLine[l], flushRec{gid: gid, seq: s.seq, snap: snap})
+			s.pending[l] = snap
+			continue
+		}
 		snap := s.pending[l]
 		if snap == nil {
 			snap = make([]byte, CacheLine)
 			s.pending[l] = snap
 		}
-		copy(snap, s.mem[l:l+CacheLine])
+		loadLine(snap, s.mem[l:l+CacheLine])
 	}
 	s.mu.Unlock()
+}
+
+// loadLine copies one cache line of live memory into dst, a word at a time.
+//
+// It is what a CLWB reads, and like the real one it may run while other
+// goroutines store to the line: a round's leader flushes the homes of
+// transactions whose owners may already be applying their next transaction
+// to the same line, and overlapping rounds flush the watermark word while
+// another round writes it. Those stores belong to transactions that are
+// already durable in their journals (recovery replays them), or to a
+// watermark that only ever grows, so whichever value the write-back
+// carries is correct. The race detector cannot see the real CLWB (it is
+// assembly) and is told to ignore this one; aligned 8-byte loads keep each
+// word whole, as the hardware does.
+//
+//go:norace
+func loadLine(dst, src []byte) {
+	if len(dst) < CacheLine || len(src) < CacheLine {
+		panic("pmem: invariant: loadLine needs a whole cache line")
+	}
+	d, s := unsafe.Pointer(unsafe.SliceData(dst)), unsafe.Pointer(unsafe.SliceData(src))
+	for i := uintptr(0); i < CacheLine; i += 8 {
+		*(*uint64)(unsafe.Add(d, i)) = *(*uint64)(unsafe.Add(s, i))
+	}
 }
 
 // Fence makes every flushed snapshot durable.
@@ -82,6 +164,10 @@ func (s *Sim) Fence() error {
 	if hook != nil {
 		hook(k)
 	}
+	if s.strict {
+		s.strictFence(goid())
+		return nil
+	}
 	s.mu.Lock()
 	for l, snap := range s.pending {
 		copy(s.durable[l:l+CacheLine], snap)
@@ -89,6 +175,39 @@ func (s *Sim) Fence() error {
 	}
 	s.mu.Unlock()
 	return nil
+}
+
+// strictFence persists the lines goroutine gid flushed: for each, its
+// newest snapshot unless a newer one is durable already.
+func (s *Sim) strictFence(gid uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for l, recs := range s.byLine {
+		keep := recs[:0] // filters in place: copy the record out, not a pointer
+		var mine flushRec
+		found := false
+		for _, r := range recs {
+			if r.gid == gid {
+				mine, found = r, true
+			} else {
+				keep = append(keep, r)
+			}
+		}
+		if !found {
+			continue
+		}
+		if mine.seq > s.durSeq[l] {
+			copy(s.durable[l:l+CacheLine], mine.snap)
+			s.durSeq[l] = mine.seq
+		}
+		if len(keep) == 0 {
+			delete(s.byLine, l)
+			delete(s.pending, l)
+		} else {
+			s.byLine[l] = keep
+			s.pending[l] = keep[len(keep)-1].snap
+		}
+	}
 }
 
 // Name returns "sim".

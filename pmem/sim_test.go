@@ -3,6 +3,7 @@ package pmem
 import (
 	"bytes"
 	"math/rand/v2"
+	"sync"
 	"testing"
 )
 
@@ -55,5 +56,41 @@ func TestSimDurability(t *testing.T) {
 	img, _ = s.CrashClone(nil)
 	if fired != 1 || img[0] != 0 || img[CacheLine] != 2 || img[2*CacheLine] != 4 {
 		t.Fatalf("after fence: hook %d, lines %d %d %d", fired, img[0], img[CacheLine], img[2*CacheLine])
+	}
+}
+
+// TestStrictSimFencesOwnFlushes: in strict mode a fence persists only the
+// calling goroutine's flushes, and never replaces a newer durable snapshot
+// with an older one.
+func TestStrictSimFencesOwnFlushes(t *testing.T) {
+	mem := make([]byte, 2*CacheLine)
+	s := NewStrictSim(mem)
+	mem[0] = 1
+	done := make(chan struct{})
+	go func() { s.Flush(0, 1); close(done) }() // another goroutine flushes line 0
+	<-done
+	s.Fence() // ours: must not persist it
+	if img, _ := s.CrashClone(nil); img[0] != 0 {
+		t.Fatalf("a fence persisted a line another goroutine flushed")
+	}
+	s.Flush(0, 1) // now we flush it (content 1) ...
+	mem[0] = 2
+	done = make(chan struct{})
+	var other sync.WaitGroup
+	other.Add(1)
+	go func() { // ... another goroutine flushes the newer content and fences
+		defer other.Done()
+		<-done
+		s.Flush(0, 1)
+		s.Fence()
+	}()
+	close(done)
+	other.Wait()
+	if img, _ := s.CrashClone(nil); img[0] != 2 {
+		t.Fatalf("line 0 = %d after the other goroutine's fence, want 2", img[0])
+	}
+	s.Fence() // our older snapshot (1) must not replace the durable 2
+	if img, _ := s.CrashClone(nil); img[0] != 2 {
+		t.Fatalf("line 0 = %d after our fence of an older snapshot, want 2", img[0])
 	}
 }
