@@ -30,7 +30,9 @@
 //     post-crash images with CrashClone in the spirit of pebble's
 //     vfs.CrashClone — the image at a fence boundary, or that image plus a
 //     random subset of the lines written but not yet durable, each torn at
-//     cache-line granularity.
+//     cache-line granularity. NewStrictSim's fence persists only the lines
+//     flushed by the goroutine that fences, as SFENCE orders only its own
+//     core's CLWBs: the goroutine that fences must flush what it fences.
 //
 // # Allocator
 //
