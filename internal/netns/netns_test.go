@@ -173,6 +173,21 @@ func TestCloseLeavesNothing(t *testing.T) {
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- sleeper.Wait() }()
+	// `ip netns exec` enters the namespace some time after Start returns;
+	// a Close before that cannot see the process (a loaded machine made
+	// this test fail that way). Wait until the namespace lists it.
+	inside := false
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if out, err := exec.Command("ip", "netns", "pids", p.Name).Output(); err == nil && strings.TrimSpace(string(out)) != "" {
+			inside = true
+			break
+		}
+	}
+	if !inside {
+		_ = sleeper.Process.Kill()
+		_ = p.Close()
+		t.Fatal("the process never showed up in the namespace")
+	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
