@@ -374,3 +374,24 @@ func (s *Store) Stat(ctx context.Context) (store.Stats, error) {
 	}
 	return store.Stats{}, nil
 }
+
+// Sync makes the backup's completed writes and the outage set durable
+// against power loss (fdatasync of both files). Without it they survive a
+// crash of this process (the kernel has them) but not necessarily of the
+// machine: the outage set's add records are synced as they are written,
+// the backup's pages only here (if the backup has a Sync method, as
+// store.NVM does).
+func (s *Store) Sync() error {
+	var errs []error
+	if b, ok := s.backup.(interface{ Sync() error }); ok {
+		errs = append(errs, b.Sync())
+	}
+	s.out.mu.Lock()
+	if s.out.f != nil {
+		if err := s.out.f.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("resilient: syncing the outage-set file: %w", err))
+		}
+	}
+	s.out.mu.Unlock()
+	return errors.Join(errs...)
+}

@@ -547,3 +547,16 @@ func TestOutageRecordRoundTrip(t *testing.T) {
 		t.Fatal("magic")
 	}
 }
+
+func TestSync(t *testing.T) {
+	prim := newFakePrimary(testPS, 1)
+	s := openTest(t, prim, filepath.Join(t.TempDir(), "backup"), true)
+	writePages(t, s, 1, 1, 2)
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := s.Sync(); err == nil {
+		t.Fatal("Sync after Close succeeded")
+	}
+}
