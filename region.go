@@ -199,8 +199,18 @@ func (r *Region) Pin(ctx context.Context, page uint64, write bool) (engine.View,
 	return r.eng.Pin(ctx, page, write)
 }
 
-// Sync writes every dirty page back to the memnodes (or the store).
-func (r *Region) Sync(ctx context.Context) error { return r.eng.Sync(ctx) }
+// Sync writes every dirty page back to the memnodes (or the store). With a
+// Backup, it also makes the backup file and its outage set durable on the
+// device (fdatasync).
+func (r *Region) Sync(ctx context.Context) error {
+	if err := r.eng.Sync(ctx); err != nil {
+		return err
+	}
+	if rs, ok := r.st.(*resilient.Store); ok {
+		return rs.Sync()
+	}
+	return nil
+}
 
 // Stats are a region's counters (see engine.Stats).
 type Stats = engine.Stats
