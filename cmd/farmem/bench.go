@@ -83,7 +83,7 @@ model of what was written. With --json the result is one JSON object
 	fl.StringVar(&f.json, "json", "", "write the result as JSON to FILE, or - for stdout")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "never draw a progress bar")
 	fl.BoolVar(&f.verify, "verify", true, "after the run, read the whole region back and check every byte against the shadow")
-	fl.StringVar(&f.backup, "backup", "", "local backup file of every remote page (C1; default: a temporary file removed at exit); an existing farmem backup there is replaced")
+	fl.StringVar(&f.backup, "backup", "", "local backup file of every remote page (C1; default: a temporary file removed at exit; none: no backup, the plain remote store); an existing farmem backup there is replaced")
 	fl.StringVar(&f.faults, "faults", "", "fault schedule injected between the client and the memnodes during the measured phase, e.g. blackhole@5s+3s,delay@10s+2s:50ms,reset@14s,kill@16s+2s (docs/FAULTS.md)")
 	fl.DurationVar(&f.deadline, "deadline", 0, "fixed remote read deadline (default: adaptive, clamp(4 x p99, 2ms, 100ms))")
 	return cmd
@@ -330,7 +330,12 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	}
 	defer os.RemoveAll(tmpDir)
 	env := &benchEnv{backup: filepath.Join(tmpDir, "backup"), deadline: f.deadline, clientNodes: nodes}
-	if f.backup != "" {
+	switch f.backup {
+	case "":
+	case "none":
+		// No C1: the plain remote store, for comparison.
+		env.backup = ""
+	default:
 		if err := prepareBackup(f.backup); err != nil {
 			return err
 		}
@@ -363,7 +368,9 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 		return err
 	}
 	run.fill(res)
-	res.Failover, res.FaultLatencyDuringUS, res.Resilience = run.resilience(f, env)
+	if env.backup != "" {
+		res.Failover, res.FaultLatencyDuringUS, res.Resilience = run.resilience(f, env)
+	}
 	// The peak RSS of the main run, before a baseline run with a larger
 	// budget raises it.
 	res.Memory.PeakRSSBytes = peakRSS()
@@ -372,6 +379,9 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	}
 	if baseLocal > 0 {
 		benv := &benchEnv{backup: filepath.Join(tmpDir, "baseline-backup"), deadline: f.deadline, clientNodes: nodes}
+		if env.backup == "" {
+			benv.backup = ""
+		}
 		b, err := benchRun(ctx, f, wcfg, benv, token, regionSize, baseLocal, false)
 		if err != nil {
 			return fmt.Errorf("baseline run: %w", err)
@@ -489,7 +499,7 @@ func benchRun(ctx context.Context, f benchFlags, wcfg workload.Config, env *benc
 				}
 			}
 		},
-		Backup: env.backup, CreateBackup: true, ReadDeadline: env.deadline,
+		Backup: env.backup, CreateBackup: env.backup != "", ReadDeadline: env.deadline,
 		BackupReadObserver: func(pages int, d time.Duration) {
 			if measuring.Load() {
 				out.backupLat.RecordDuration(d)
