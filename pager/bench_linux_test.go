@@ -50,6 +50,23 @@ func childProbe() error {
 	var vec [1]byte
 	var sink byte
 	for in.Scan() {
+		if v, ok := strings.CutPrefix(in.Text(), "wp "); ok {
+			// First writes to clean resident pages: read a page (which
+			// installs it clean if it was not resident), then time one
+			// store to it, which raises the write-protect fault.
+			n, _ := strconv.Atoi(v)
+			d := make([]time.Duration, 0, n)
+			for range n {
+				pg := rng.IntN(pages)
+				sink += b[pg*ps+8]
+				t := time.Now()
+				b[pg*ps+1] = byte(pg)
+				d = append(d, time.Since(t))
+			}
+			slices.Sort(d)
+			fmt.Printf("p50 %.2f %d\n", float64(d[len(d)/2])/1e3, sink)
+			continue
+		}
 		n, _ := strconv.Atoi(strings.TrimPrefix(in.Text(), "go "))
 		d := make([]time.Duration, 0, n)
 		for tries := 0; len(d) < n && tries < 100*n; tries++ {
@@ -187,8 +204,18 @@ func benchmarkFault(b *testing.B, spin time.Duration) {
 		fmt.Sscanf(out.Text(), "p50 %f %d", &v, &sink)
 		app = append(app, v)
 	}
+	// The cost of dirty tracking by write-protect faults: a first write to
+	// a clean page (what UFFD_FEATURE_WP_ASYNC would save per page).
+	fmt.Fprintf(stdin, "wp %d\n", max(b.N/rounds, 10))
+	if !out.Scan() {
+		b.Fatal("probe child ended")
+	}
+	var wp float64
+	var sink int
+	fmt.Sscanf(out.Text(), "p50 %f %d", &wp, &sink)
 	b.StopTimer()
 	med := func(x []float64) float64 { slices.Sort(x); return x[len(x)/2] }
+	b.ReportMetric(wp, "wp-fault-p50-µs")
 	s := p.Stats()
 	b.ReportMetric(med(app), "fault-p50-µs")
 	b.ReportMetric(s.ServiceP50US, "pager-service-p50-µs")
