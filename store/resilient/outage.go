@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -450,7 +451,7 @@ func (o *outageSet) compactLocked() error {
 	for i := range o.bits {
 		w := o.bits[i].Load()
 		for w != 0 {
-			b := uint64(trailingZeros(w))
+			b := uint64(bits.TrailingZeros64(w))
 			pages = append(pages, uint64(i)*64+b)
 			w &= w - 1
 		}
@@ -478,7 +479,7 @@ func (o *outageSet) scan(start uint64, fn func(p store.PageID) bool) {
 			w &^= (1 << (start % 64)) - 1
 		}
 		for w != 0 {
-			b := uint64(trailingZeros(w))
+			b := uint64(bits.TrailingZeros64(w))
 			if !fn(store.PageID(i*64 + b)) {
 				return
 			}
