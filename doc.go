@@ -18,8 +18,22 @@
 //
 // # Transparent mode
 //
-// Map (in the transparent-mode issue) gives a plain []byte whose page faults
-// are served by an out-of-process pager through userfaultfd.
+// Map attaches to a pager (farmem pager --socket PATH) and returns a Mapping
+// whose Bytes is a plain []byte: unmodified code indexes, copies and sorts
+// it, and its page faults are served by the pager process through
+// userfaultfd (the pager must be another process: see Mapping). The pager
+// runs the far tier (memnodes, with a local backup when given one) and the
+// DRAM budget of every application on the host.
+//
+//	m, err := farmem.Map(ctx, "/run/farmem/pager.sock", 1<<30)
+//	b := m.Bytes() // len(b) == 1 GiB
+//
+// # Failures of the memnodes
+//
+// With Config.Backup, every page that leaves DRAM for a memnode also has a
+// copy in a local backup file; a read the memnode does not answer within a
+// deadline is served from the backup, and a node that comes back is
+// resynced in the background (package store/resilient, docs/FAULTS.md).
 //
 // # Errors
 //
