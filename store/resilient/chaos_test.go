@@ -43,10 +43,6 @@ const stallLimit = 5 * time.Second
 // stalls for more than 5 s. After the faults, every page must be back on
 // the memnode, current.
 func TestChaos(t *testing.T) {
-	seed := *chaosSeed
-	if seed == 0 {
-		seed = time.Now().UnixNano()
-	}
 	perKind := *chaosPerKind
 	if perKind == 0 {
 		perKind = 100
@@ -54,7 +50,26 @@ func TestChaos(t *testing.T) {
 			perKind = 10
 		}
 	}
-	t.Logf("seed %d (rerun with -chaos.seed=%d), %d faults of each kind", seed, seed, perKind)
+	runChaos(t, 1, perKind)
+}
+
+// TestChaosTwoNodes runs the same workload over two memnodes, with the
+// faults on the first one only: the second must stay healthy and keep
+// serving its pages while the first fails over, and both end up current.
+func TestChaosTwoNodes(t *testing.T) {
+	perKind := 20
+	if testing.Short() {
+		perKind = 5
+	}
+	runChaos(t, 2, perKind)
+}
+
+func runChaos(t *testing.T, nodes, perKind int) {
+	seed := *chaosSeed
+	if seed == 0 {
+		seed = time.Now().UnixNano()
+	}
+	t.Logf("seed %d (rerun with -chaos.seed=%d), %d faults of each kind on node 0 of %d", seed, seed, perKind, nodes)
 	rng := rand.New(rand.NewPCG(uint64(seed), 2))
 
 	const (
@@ -63,21 +78,33 @@ func TestChaos(t *testing.T) {
 		budget   = 48 // pages of DRAM
 		workers  = 4
 	)
-	node, err := nodeproc.Start(nodeproc.Config{Capacity: 64 << 20, PageSize: pageSize, Stderr: os.Stderr})
-	if err != nil {
-		t.Fatal(err)
+	// Node 0 is reached through a fault-injecting proxy; the others
+	// directly.
+	var addrs []string
+	var node *nodeproc.Proc
+	var proxy *faultproxy.Proxy
+	for i := range nodes {
+		p, err := nodeproc.Start(nodeproc.Config{Capacity: 64 << 20, PageSize: pageSize, Stderr: os.Stderr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Stop(5 * time.Second)
+		if i > 0 {
+			addrs = append(addrs, p.Addr())
+			continue
+		}
+		node = p
+		if proxy, err = faultproxy.New(p.Addr()); err != nil {
+			t.Fatal(err)
+		}
+		defer proxy.Close()
+		addrs = append(addrs, proxy.Addr())
 	}
-	defer node.Stop(5 * time.Second)
-	proxy, err := faultproxy.New(node.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
 
 	ctx := context.Background()
 	var rsp atomic.Pointer[resilient.Store]
 	prim, err := remote.New(ctx, remote.Config{
-		Nodes: []string{proxy.Addr()}, Namespace: "chaos", PageSize: pageSize,
+		Nodes: addrs, Namespace: "chaos", PageSize: pageSize,
 		DialTimeout: 500 * time.Millisecond, IOTimeout: 2 * time.Second,
 		MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		OnEpochChange: func(i int, _, e uint64) {
@@ -258,7 +285,11 @@ func TestChaos(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		c := rs.Counters()
-		if c.Nodes[0].State == "healthy" && c.OutagePages == 0 {
+		healthy := true
+		for _, n := range c.Nodes {
+			healthy = healthy && n.State == "healthy"
+		}
+		if healthy && c.OutagePages == 0 {
 			break
 		}
 		if time.Now().After(deadline) {

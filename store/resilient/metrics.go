@@ -58,11 +58,13 @@ type Counters struct {
 	Nodes []NodeCounters `json:"nodes"`
 }
 
-// NodeCounters is one node's state.
+// NodeCounters is one node's state, read deadline, and how many times it
+// was marked down.
 type NodeCounters struct {
 	Addr       string  `json:"addr"`
 	State      string  `json:"state"`
 	DeadlineMS float64 `json:"deadline_ms"`
+	Downs      uint64  `json:"downs"`
 }
 
 // Counters returns a snapshot of the counters.
@@ -79,7 +81,8 @@ func (s *Store) Counters() Counters {
 	}
 	for _, n := range s.nodes {
 		r := n.routing()
-		out.Nodes = append(out.Nodes, NodeCounters{Addr: n.addr, State: r.state.String(), DeadlineMS: float64(r.deadline) / float64(time.Millisecond)})
+		out.Nodes = append(out.Nodes, NodeCounters{Addr: n.addr, State: r.state.String(),
+			DeadlineMS: float64(r.deadline) / float64(time.Millisecond), Downs: n.downs.Load()})
 	}
 	return out
 }

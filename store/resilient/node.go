@@ -33,7 +33,7 @@ type node struct {
 	fullEpoch, fullCursor uint64
 	suspectOut            atomic.Bool // a suspect probe is outstanding
 	nextRepair            time.Duration
-	outageLocal           atomic.Int64 // outage pages homed here (approximate between scans)
+	downs                 atomic.Uint64 // times marked down
 }
 
 // route is the published routing decision of a node.
@@ -75,6 +75,7 @@ func (n *node) stepLocked(ev health.Event) {
 		n.s.ctr.transitions.Add(1)
 		if d.State == health.Down {
 			n.s.ctr.downs.Add(1)
+			n.downs.Add(1)
 		}
 	}
 	n.publish(d)
