@@ -28,7 +28,8 @@
 //	deadline = clamp(K × p99 of the last 256 answered latencies, Floor, Ceiling)
 //	           defaults K = 4, Floor 2 ms, Ceiling 100 ms (Config.Health; Health.Fixed pins it)
 //
-// and when the deadline passes, the connection fails, or the answer is bad
+// (each node gets 16 probe reads when the store opens, so that the
+// deadline has adapted before the first fault), and when the deadline passes, the connection fails, or the answer is bad
 // (checksum mismatch, "not found" for a page written here, or a checksum
 // other than the newest write's, which a late or reordered remote write can
 // leave), the backup serves the page and the remote answer is discarded. A

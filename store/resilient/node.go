@@ -95,6 +95,7 @@ func (n *node) stepLocked(ev health.Event) {
 // suspect node and the repair of a healthy node's outage pages.
 func (n *node) loop() {
 	defer n.s.bg.Done()
+	n.warmUp()
 	t := time.NewTicker(n.s.cfg.Tick)
 	defer t.Stop()
 	for {
@@ -120,6 +121,34 @@ func (n *node) loop() {
 					go n.resync(n.resyncGen.Load(), false, false)
 				}
 			}
+		}
+	}
+}
+
+// warmUp sends the node enough probe reads for the deadline to adapt
+// (Health.MinSamples), so that the first faults after Open do not
+// wait for the initial deadline (the ceiling) when the node is slow or
+// silent. It stops at the first failure, which the machine has then seen.
+func (n *node) warmUp() {
+	samples := n.s.cfg.Health.MinSamples
+	if samples <= 0 {
+		samples = health.DefaultMinSamples
+	}
+	for range samples {
+		r := n.routing()
+		if r.state != health.Healthy {
+			return
+		}
+		select {
+		case <-n.s.stop:
+			return
+		default:
+		}
+		lat, err := n.ask(r.deadline)
+		o := classify(err)
+		n.observe(lat, o)
+		if o != outOK {
+			return
 		}
 	}
 }
