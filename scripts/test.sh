@@ -29,8 +29,18 @@ if [ "$FUZZTIME" != "0" ]; then
 		grep -lq '^func Fuzz' "$dir"/*_test.go 2>/dev/null || continue
 		for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
 			echo "-- $pkg $target"
-			go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/fuzz.$$.log 2>&1 || {
-				cat /tmp/fuzz.$$.log; rm -f /tmp/fuzz.$$.log; exit 1; }
+			if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/fuzz.$$.log 2>&1; then
+				# Go 1.26's fuzz coordinator can report its own -fuzztime
+				# deadline as a failure when a worker is mid-call at the end
+				# (go.dev/issue/75804, fixed in Go 1.27); that failure writes
+				# no crasher. Anything else, or a written input, fails.
+				if grep -q '^    context deadline exceeded$' /tmp/fuzz.$$.log &&
+					! grep -q 'Failing input written to' /tmp/fuzz.$$.log; then
+					echo "   (ignored: fuzz coordinator's end-of-fuzztime race, go.dev/issue/75804; no failing input)"
+				else
+					cat /tmp/fuzz.$$.log; rm -f /tmp/fuzz.$$.log; exit 1
+				fi
+			fi
 			tail -1 /tmp/fuzz.$$.log
 		done
 	done
