@@ -11,8 +11,9 @@ import (
 )
 
 // NVM is a Store on a local file: the NVM (or SSD) tier, and the backup of
-// remote pages in C1. Pages sit at fixed offsets, so a page write is one
-// pwrite of data and one of its 8-byte slot entry.
+// remote pages in C1. Each page has two fixed data slots and an 8-byte slot
+// entry that says which of them is current, so a page write is one pwrite
+// of data into the other slot and one of the entry (shadow paging).
 //
 // # File layout
 //
@@ -20,12 +21,17 @@ import (
 //	offset PageSize   slot table: one 8-byte entry per page, padded to a page
 //	                   +----------------+----------------+
 //	                   | CRC32C (le32)  | flags (le32)   |   flags bit 0: present
-//	                   +----------------+----------------+
-//	offset dataOff    page data: page i at dataOff + i*PageSize
+//	                   +----------------+----------------+         bit 1: current copy
+//	offset dataOff    page data: copy k of page i at dataOff + (2i+k)*PageSize
 //
-// A write stores the data first and the slot entry second; a torn write is
-// found on read, because the data no longer matches the slot's checksum, and
-// reported as ErrCorrupt. Durability across power loss needs Sync (fdatasync).
+// A write stores the data in the copy that is not current, then flips the
+// entry (one aligned 8-byte write, which a crash does not tear). A crash
+// between the two leaves the entry on the old copy, which nothing touched:
+// the last completed write of every page survives a crash of the writer,
+// which matters when the file is the only copy (a backup while its memnode
+// is down). The price is twice the data space, allocated as pages are
+// written (the file is sparse). Durability across power loss needs Sync
+// (fdatasync); a torn copy is still found by its checksum.
 type NVM struct {
 	f        *os.File
 	hdr      nvmHeader
@@ -37,6 +43,10 @@ type NVM struct {
 	closeOnce sync.Once
 	mu        sync.RWMutex // held for reading while a request runs; Close takes it
 	closed    bool
+	// pageLocks order the accesses to one page (striped by page id): a
+	// write picks its copy from the entry, so two writes of a page, or a
+	// read and two writes, must not interleave.
+	pageLocks [64]sync.RWMutex
 }
 
 type nvmReq struct {
@@ -64,9 +74,10 @@ type NVMOptions struct {
 
 const (
 	nvmMagic      = "FARMNVM1"
-	nvmVersion    = 1
+	nvmVersion    = 2 // 2: two data copies per page
 	nvmHeaderSize = 8 + 4 + 4 + 8 + 16 + 4
 	slotPresent   = 1
+	slotCopy      = 2 // which data copy is current
 )
 
 // nvmHeader is the first page of an NVM file.
@@ -125,7 +136,7 @@ func nvmLayout(pageSize int, pages uint64) (slotsOff, dataOff, size int64) {
 	slotsOff = int64(pageSize)
 	slotBytes := (int64(pages)*8 + int64(pageSize) - 1) / int64(pageSize) * int64(pageSize)
 	dataOff = slotsOff + slotBytes
-	return slotsOff, dataOff, dataOff + int64(pages)*int64(pageSize)
+	return slotsOff, dataOff, dataOff + 2*int64(pages)*int64(pageSize)
 }
 
 // OpenNVM opens (or, with Create, creates) an NVM store file.
@@ -250,47 +261,67 @@ func (s *NVM) do(ctx context.Context, c *Call, slot []byte) error {
 			pg.Err = fmt.Errorf("%w: page %d (%d bytes) in a file of %d pages", ErrBadPage, pg.ID, len(pg.Data), s.hdr.Pages)
 			continue
 		}
-		slotAt := s.slotsOff + int64(pg.ID)*8
-		dataAt := s.dataOff + int64(pg.ID)*ps
-		switch c.Op {
-		case OpRead:
-			if _, err := s.f.ReadAt(slot, slotAt); err != nil {
-				pg.Err = nvmIOErr("reading a slot", err)
-				continue
-			}
-			if binary.LittleEndian.Uint32(slot[4:])&slotPresent == 0 {
-				pg.Err = fmt.Errorf("%w: page %d", ErrNotFound, pg.ID)
-				continue
-			}
-			if _, err := s.f.ReadAt(pg.Data, dataAt); err != nil {
-				pg.Err = nvmIOErr("reading a page", err)
-				continue
-			}
-			pg.Sum = binary.LittleEndian.Uint32(slot[:4])
-			if Checksum(pg.Data) != pg.Sum {
-				pg.Err = fmt.Errorf("%w: page %d in the NVM file", ErrCorrupt, pg.ID)
-			}
-		case OpWrite:
-			if Checksum(pg.Data) != pg.Sum {
-				pg.Err = fmt.Errorf("%w: page %d handed over with a wrong checksum", ErrCorrupt, pg.ID)
-				continue
-			}
-			if _, err := s.f.WriteAt(pg.Data, dataAt); err != nil {
-				pg.Err = nvmIOErr("writing a page", err)
-				continue
-			}
-			binary.LittleEndian.PutUint32(slot[:4], pg.Sum)
-			binary.LittleEndian.PutUint32(slot[4:], slotPresent)
-			if _, err := s.f.WriteAt(slot, slotAt); err != nil {
-				pg.Err = nvmIOErr("writing a slot", err)
-			}
-		case OpFree:
-			clear(slot)
-			if _, err := s.f.WriteAt(slot, slotAt); err != nil {
-				pg.Err = nvmIOErr("clearing a slot", err)
-			}
-		default:
+		if c.Op < OpRead || c.Op > OpFree {
 			return fmt.Errorf("%w: unknown op %d", ErrBadPage, c.Op)
+		}
+		pg.Err = s.page(c.Op, pg, slot)
+	}
+	return nil
+}
+
+// page does one page of a call under the page's lock.
+func (s *NVM) page(op Op, pg *Page, slot []byte) error {
+	ps := int64(s.hdr.PageSize)
+	slotAt := s.slotsOff + int64(pg.ID)*8
+	copyAt := func(k uint32) int64 { return s.dataOff + (2*int64(pg.ID)+int64(k))*ps }
+	l := &s.pageLocks[uint64(pg.ID)%uint64(len(s.pageLocks))]
+	if op == OpRead {
+		l.RLock()
+		defer l.RUnlock()
+	} else {
+		l.Lock()
+		defer l.Unlock()
+	}
+	switch op {
+	case OpRead:
+		if _, err := s.f.ReadAt(slot, slotAt); err != nil {
+			return nvmIOErr("reading a slot", err)
+		}
+		flags := binary.LittleEndian.Uint32(slot[4:])
+		if flags&slotPresent == 0 {
+			return fmt.Errorf("%w: page %d", ErrNotFound, pg.ID)
+		}
+		if _, err := s.f.ReadAt(pg.Data, copyAt(flags&slotCopy/slotCopy)); err != nil {
+			return nvmIOErr("reading a page", err)
+		}
+		pg.Sum = binary.LittleEndian.Uint32(slot[:4])
+		if Checksum(pg.Data) != pg.Sum {
+			return fmt.Errorf("%w: page %d in the NVM file", ErrCorrupt, pg.ID)
+		}
+	case OpWrite:
+		if Checksum(pg.Data) != pg.Sum {
+			return fmt.Errorf("%w: page %d handed over with a wrong checksum", ErrCorrupt, pg.ID)
+		}
+		if _, err := s.f.ReadAt(slot, slotAt); err != nil {
+			return nvmIOErr("reading a slot", err)
+		}
+		// The copy that is not current; a page never written starts on 0.
+		next := uint32(0)
+		if flags := binary.LittleEndian.Uint32(slot[4:]); flags&slotPresent != 0 && flags&slotCopy == 0 {
+			next = 1
+		}
+		if _, err := s.f.WriteAt(pg.Data, copyAt(next)); err != nil {
+			return nvmIOErr("writing a page", err)
+		}
+		binary.LittleEndian.PutUint32(slot[:4], pg.Sum)
+		binary.LittleEndian.PutUint32(slot[4:], slotPresent|next*slotCopy)
+		if _, err := s.f.WriteAt(slot, slotAt); err != nil {
+			return nvmIOErr("writing a slot", err)
+		}
+	case OpFree:
+		clear(slot)
+		if _, err := s.f.WriteAt(slot, slotAt); err != nil {
+			return nvmIOErr("clearing a slot", err)
 		}
 	}
 	return nil
