@@ -35,6 +35,11 @@ type Config struct {
 	// (for example a store.NVM file, or store.Mem in tests). The Region does
 	// not close it.
 	Store store.Store
+	// SpinRead is how long a fault busy-polls its memnode connection for
+	// the reply before sleeping in the network poller: on a virtual machine
+	// an idle vCPU halts, and waking it for the reply costs more than a
+	// loopback round trip. 0 means DefaultSpinRead; negative turns it off.
+	SpinRead time.Duration
 	// DialTimeout bounds connecting to each memnode; 0 means 5 s.
 	DialTimeout time.Duration
 	// FaultObserver, when set, is called after every fetch with the number

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/farmem/farmem/internal/spin"
 	"github.com/farmem/farmem/internal/wire"
 )
 
@@ -186,6 +187,9 @@ func (c *conn) loop(br *bufio.Reader) error {
 		c.setReadDeadline()
 		if c.stopping() {
 			break
+		}
+		if c.s.cfg.SpinRead > 0 && br.Buffered() == 0 {
+			spin.Readable(c.nc, c.s.cfg.SpinRead)
 		}
 		var h wire.Header
 		var body []byte

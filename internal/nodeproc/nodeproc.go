@@ -31,6 +31,7 @@ const (
 	envCapacity = "FARMEM_NODEPROC_CAPACITY"
 	envToken    = "FARMEM_NODEPROC_TOKEN"
 	envPageSize = "FARMEM_NODEPROC_PAGESIZE"
+	envSpin     = "FARMEM_NODEPROC_SPIN"
 )
 
 // ErrChild: the child memnode failed to start or died unexpectedly.
@@ -48,7 +49,8 @@ func MaybeRun() {
 func runChild() int {
 	capacity, _ := strconv.ParseUint(os.Getenv(envCapacity), 10, 64)
 	pageSize, _ := strconv.Atoi(os.Getenv(envPageSize))
-	srv, err := memnode.New(memnode.Config{Capacity: capacity, PageSize: pageSize, Token: []byte(os.Getenv(envToken))})
+	spin, _ := time.ParseDuration(os.Getenv(envSpin))
+	srv, err := memnode.New(memnode.Config{Capacity: capacity, PageSize: pageSize, Token: []byte(os.Getenv(envToken)), SpinRead: spin})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -83,6 +85,8 @@ type Config struct {
 	Capacity uint64
 	PageSize int
 	Token    []byte
+	// SpinRead is the memnode's busy-poll time (memnode.Config.SpinRead).
+	SpinRead time.Duration
 	// Stderr receives the child's error output; nil discards it.
 	Stderr io.Writer
 }
@@ -137,6 +141,7 @@ func (p *Proc) start() error {
 		envCapacity+"="+strconv.FormatUint(p.cfg.Capacity, 10),
 		envPageSize+"="+strconv.Itoa(p.cfg.PageSize),
 		envToken+"="+string(p.cfg.Token),
+		envSpin+"="+p.cfg.SpinRead.String(),
 	)
 	cmd.ExtraFiles = []*os.File{p.lf, rw}
 	cmd.Stdout = nil

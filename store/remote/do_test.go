@@ -41,6 +41,17 @@ func TestConformanceDo(t *testing.T) {
 	})
 }
 
+// TestConformanceDoSpinning is TestConformanceDo with both sides
+// busy-polling for their reads (Config.SpinRead, memnode.Config.SpinRead).
+func TestConformanceDoSpinning(t *testing.T) {
+	n := startNode(t, memnode.Config{SpinRead: 20 * time.Microsecond})
+	i := 0
+	storetest.Run(t, func(t *testing.T) store.Store {
+		i++
+		return doStore{open(t, Config{Nodes: []string{n.addr}, Namespace: fmt.Sprintf("spin-%d", i), ConnsPerNode: 1, SpinRead: 50 * time.Microsecond})}
+	})
+}
+
 // TestDoConcurrent mixes synchronous callers (who compete for the read role
 // of one connection per node) with asynchronous ones, under -race.
 func TestDoConcurrent(t *testing.T) {

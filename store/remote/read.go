@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/farmem/farmem/internal/spin"
 	"github.com/farmem/farmem/internal/wire"
 	"github.com/farmem/farmem/store"
 )
@@ -179,8 +180,12 @@ func (c *conn) readOne() (yield bool, err error) {
 		c.mu.Unlock()
 		return false, errKicked
 	}
+	spinning := c.rd.owner != nil && c.n.s.cfg.SpinRead > 0 && c.rd.br.Buffered() == 0
 	c.rd.waiting = true
 	c.mu.Unlock()
+	if spinning {
+		spin.Readable(c.nc, c.n.s.cfg.SpinRead)
+	}
 	_, perr := c.rd.br.Peek(1)
 	c.mu.Lock()
 	c.rd.waiting = false

@@ -49,6 +49,13 @@ type Config struct {
 	// connection (defaults 10 ms and 1 s); calls in between fail at once
 	// with store.ErrUnavailable.
 	MinBackoff, MaxBackoff time.Duration
+	// SpinRead, when positive, makes a synchronous caller (Do) that reads
+	// its own reply busy-poll the connection for up to this long before it
+	// sleeps in the network poller. On a virtual machine whose vCPUs halt
+	// when idle, waking one for the reply costs more than a loopback round
+	// trip; spinning keeps the vCPU awake. It costs CPU while a reply is
+	// due, so it is for latency-critical callers (a fault). 0: off.
+	SpinRead time.Duration
 	// OnEpochChange, if set, is called when a reconnect finds that node i
 	// (an index into Nodes) has a new boot epoch: it restarted and holds
 	// none of the pages it held. It runs on the calling goroutine of the
