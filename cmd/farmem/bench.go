@@ -616,23 +616,7 @@ func benchRun(ctx context.Context, f benchFlags, wcfg workload.Config, env *benc
 	out.es = diffStats(before, after)
 	out.metadata = after.MetadataBytes
 	out.batches = batches.Load()
-	for _, e := range res.FirstErrors {
-		out.errs.count(e)
-	}
-	// Errors beyond the ones kept in detail count as "other".
-	if n := uint64(len(res.FirstErrors)); res.Errors > n {
-		out.errs.Other += res.Errors - n
-	}
-	out.addMismatches(res.Stats, "run")
-	if f.verify && ctx.Err() == nil {
-		t1 := time.Now()
-		vs, err := w.Verify(ctx, r)
-		if err != nil {
-			out.errs.count(fmt.Errorf("verify sweep: %w", err))
-		}
-		out.addMismatches(vs, "verify")
-		out.verify = time.Since(t1)
-	}
+	out.finish(ctx, f.verify, res, w, r)
 	out.counters, _ = r.Resilience()
 	if out.deadlineMax == 0 {
 		// No fault sampler ran: report the deadline in force at the end.
@@ -721,6 +705,28 @@ func (m multiInjector) SetCut(on bool) {
 func (m multiInjector) ResetAll() {
 	for _, p := range m {
 		p.ResetAll()
+	}
+}
+
+// finish counts the run's errors and mismatches and, with verify, sweeps
+// the whole region against the shadow model.
+func (r *runOutcome) finish(ctx context.Context, verify bool, res workload.Result, w workload.Workload, mem workload.Memory) {
+	for _, e := range res.FirstErrors {
+		r.errs.count(e)
+	}
+	// Errors beyond the ones kept in detail count as "other".
+	if n := uint64(len(res.FirstErrors)); res.Errors > n {
+		r.errs.Other += res.Errors - n
+	}
+	r.addMismatches(res.Stats, "run")
+	if verify && ctx.Err() == nil {
+		t1 := time.Now()
+		vs, err := w.Verify(ctx, mem)
+		if err != nil {
+			r.errs.count(fmt.Errorf("verify sweep: %w", err))
+		}
+		r.addMismatches(vs, "verify")
+		r.verify = time.Since(t1)
 	}
 }
 

@@ -255,22 +255,7 @@ func transparentRun(ctx context.Context, f benchFlags, wcfg workload.Config, mem
 		return nil, fmt.Errorf("bench: %w", runErr)
 	}
 	o.elapsed, o.ws = res.Elapsed, res.Stats
-	for _, e := range res.FirstErrors {
-		o.errs.count(e)
-	}
-	if n := uint64(len(res.FirstErrors)); res.Errors > n {
-		o.errs.Other += res.Errors - n
-	}
-	o.addMismatches(res.Stats, "run")
-	if f.verify && ctx.Err() == nil {
-		t1 := time.Now()
-		vs, err := w.Verify(ctx, mem)
-		if err != nil {
-			o.errs.count(fmt.Errorf("verify sweep: %w", err))
-		}
-		o.addMismatches(vs, "verify")
-		o.verify = time.Since(t1)
-	}
+	o.finish(ctx, f.verify, res, w, mem)
 	if ctx.Err() == nil {
 		if err := refs.interleave(ctx, b, ps, samples, f.rttSamples, f.seed, out.faults); err != nil {
 			return nil, err
