@@ -400,11 +400,7 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 			return err
 		}
 	}
-	if n := res.Errors.LostPages + res.Errors.ChecksumMismatches + res.Errors.Other; n > 0 {
-		return fmt.Errorf("bench: %d errors (lost pages %d, checksum mismatches %d, other %d)",
-			n, res.Errors.LostPages, res.Errors.ChecksumMismatches, res.Errors.Other)
-	}
-	return nil
+	return res.Errors.err()
 }
 
 // runOutcome is what one measured run produced.
@@ -741,6 +737,16 @@ func (r *runOutcome) addMismatches(s workload.Stats, phase string) {
 			r.errs.FirstErrors = append(r.errs.FirstErrors, phase+" mismatch: "+m.String())
 		}
 	}
+}
+
+// err is the bench's failure when any error was counted: the run's exit
+// status is non-zero then.
+func (e BenchErrors) err() error {
+	if n := e.LostPages + e.ChecksumMismatches + e.Other; n > 0 {
+		return fmt.Errorf("bench: %d errors (lost pages %d, checksum mismatches %d, other %d)",
+			n, e.LostPages, e.ChecksumMismatches, e.Other)
+	}
+	return nil
 }
 
 func (e *BenchErrors) count(err error) {

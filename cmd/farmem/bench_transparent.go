@@ -222,11 +222,7 @@ func runTransparentBench(ctx context.Context, f benchFlags, out io.Writer) error
 			return err
 		}
 	}
-	if n := res.Errors.LostPages + res.Errors.ChecksumMismatches + res.Errors.Other; n > 0 {
-		return fmt.Errorf("bench: %d errors (lost pages %d, checksum mismatches %d, other %d)",
-			n, res.Errors.LostPages, res.Errors.ChecksumMismatches, res.Errors.Other)
-	}
-	return nil
+	return res.Errors.err()
 }
 
 type transparentOutcome struct {

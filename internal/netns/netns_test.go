@@ -1,7 +1,6 @@
 package netns
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -89,28 +88,7 @@ func TestPartitionHeal(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	helper := p.Command(ctx, os.Args[0], "-test.run=^TestHelperEcho$", "-test.v=false")
-	helper.Env = append(os.Environ(), helperEnv+"="+addr)
-	stdin, err := helper.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := helper.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	helper.Stderr = os.Stderr
-	if err := helper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = stdin.Close()
-		_ = helper.Wait()
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "READY" {
-		t.Fatalf("helper did not start: %q, %v", line, err)
-	}
+	p.StartReady(t, ctx, "^TestHelperEcho$", helperEnv+"="+addr)
 
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {

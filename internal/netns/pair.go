@@ -1,7 +1,11 @@
 package netns
 
 import (
+	"bufio"
+	"context"
 	"net/netip"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -48,4 +52,35 @@ func New(t testing.TB) *Pair {
 		}
 	})
 	return p
+}
+
+// StartReady runs the test binary inside the namespace as a helper process:
+// it re-executes os.Args[0] with -test.run=run (^$ when the helper lives in
+// TestMain or an init function) and env added, waits until the helper
+// prints a line "READY" on stdout, and fails the test otherwise. The helper should
+// serve until its stdin closes; the test's cleanup closes it and waits.
+func (p *Pair) StartReady(t testing.TB, ctx context.Context, run string, env ...string) {
+	t.Helper()
+	helper := p.Command(ctx, os.Args[0], "-test.run="+run)
+	helper.Env = append(os.Environ(), env...)
+	stdin, err := helper.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper.Stderr = os.Stderr
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		_ = helper.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "READY" {
+		t.Fatalf("netns: helper in %s did not start: %q, %v", p.Name, line, err)
+	}
 }

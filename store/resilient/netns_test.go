@@ -1,14 +1,12 @@
 package resilient_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -59,28 +57,7 @@ func TestNamespacePartition(t *testing.T) {
 	addr := net.JoinHostPort(p.NSAddr.String(), "7788")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	helper := p.Command(ctx, os.Args[0], "-test.run=^$")
-	helper.Env = append(os.Environ(), netnsEnv+"="+addr)
-	stdin, err := helper.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := helper.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	helper.Stderr = os.Stderr
-	if err := helper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		helper.Wait()
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "READY" {
-		t.Fatalf("memnode in the namespace did not start: %q, %v", line, err)
-	}
+	p.StartReady(t, ctx, "^$", netnsEnv+"="+addr)
 
 	const pageSize, pages = 4096, 64
 	prim, err := remote.New(ctx, remote.Config{Nodes: []string{addr}, Namespace: "netns", PageSize: pageSize,
