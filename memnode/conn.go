@@ -177,6 +177,10 @@ func (c *conn) loop(br *bufio.Reader) error {
 	var hdr [wire.HeaderSize]byte
 	buf := make([]byte, 0, 64<<10)
 	out := make([]byte, 0, 64<<10)
+	var poller *spin.Poller
+	if c.s.cfg.SpinRead > 0 {
+		poller = spin.New(c.nc)
+	}
 	var err error
 	for err == nil {
 		if len(out) > 0 && (len(out) >= flushAt || !frameBuffered(br)) {
@@ -188,8 +192,8 @@ func (c *conn) loop(br *bufio.Reader) error {
 		if c.stopping() {
 			break
 		}
-		if c.s.cfg.SpinRead > 0 && br.Buffered() == 0 {
-			spin.Readable(c.nc, c.s.cfg.SpinRead)
+		if poller != nil && br.Buffered() == 0 {
+			poller.Readable(c.s.cfg.SpinRead)
 		}
 		var h wire.Header
 		var body []byte

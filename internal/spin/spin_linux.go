@@ -6,49 +6,71 @@
 // On a virtual machine an idle vCPU halts, and the hypervisor has to wake
 // it when a packet arrives; on the 2-vCPU KVM guests farmem is measured on,
 // that wake-up costs more than a loopback round trip. A thread that expects
-// data within microseconds (a memnode between requests of a busy client, a
-// fault waiting for its page) keeps its vCPU awake by polling for a short
-// while first. Measured with farmem bench on a quiet guest: fault p50 61-69
-// µs without spinning, 40 µs with the client spinning, against a raw round
-// trip of 20-25 µs (docs/BENCHMARKS.md has the figures with both sides).
+// data within microseconds (a fault waiting for its page, a memnode between
+// requests of a busy client) keeps its vCPU awake by polling for a short
+// while first. docs/BENCHMARKS.md has the measurements.
 package spin
 
 import (
 	"net"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// Readable busy-polls nc for up to d until it has data to read (or has
-// failed or ended), without consuming anything, and reports whether it has.
-// It returns false at once for a connection that is not a socket.
-func Readable(nc net.Conn, d time.Duration) bool {
+// Poller polls one connection. Make it once per connection: Readable then
+// allocates nothing, so it can sit on a fault path. Its methods are for the
+// connection's single reader; a nil Poller never spins.
+type Poller struct {
+	rc    syscall.RawConn
+	poll  func(fd uintptr) bool
+	end   time.Time
+	ready bool
+}
+
+// New returns a Poller for nc, or nil when nc is not a socket.
+func New(nc net.Conn) *Poller {
 	sc, ok := nc.(syscall.Conn)
-	if !ok || d <= 0 {
-		return false
+	if !ok {
+		return nil
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return false
+		return nil
 	}
-	ready := false
-	end := time.Now().Add(d)
-	rc.Read(func(fd uintptr) bool {
+	p := &Poller{rc: rc}
+	p.poll = func(fd uintptr) bool {
 		var b [1]byte
 		for i := 0; ; i++ {
-			_, _, rerr := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-			if rerr != unix.EAGAIN && rerr != unix.EINTR {
-				// Data, end of stream (n == 0) or an error: the caller's
-				// read tells which.
-				ready = true
+			// recvfrom(MSG_PEEK|MSG_DONTWAIT) with no address: unix.Recvfrom
+			// would allocate a socket address on every call.
+			_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+				unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+			if errno != unix.EAGAIN && errno != unix.EINTR {
+				// Data, end of stream or an error: the caller's read tells
+				// which.
+				p.ready = true
 				return true
 			}
-			if i&15 == 15 && time.Now().After(end) {
+			if i&15 == 15 && time.Now().After(p.end) {
 				return true
 			}
 		}
-	})
-	return ready
+	}
+	return p
+}
+
+// Readable busy-polls for up to d until the connection has data to read (or
+// has failed or ended), without consuming anything, and reports whether it
+// has.
+func (p *Poller) Readable(d time.Duration) bool {
+	if p == nil || d <= 0 {
+		return false
+	}
+	p.ready = false
+	p.end = time.Now().Add(d)
+	p.rc.Read(p.poll)
+	return p.ready
 }

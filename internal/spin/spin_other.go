@@ -7,5 +7,11 @@ import (
 	"time"
 )
 
-// Readable does not spin on this platform: it returns false at once.
-func Readable(net.Conn, time.Duration) bool { return false }
+// Poller does not spin on this platform.
+type Poller struct{}
+
+// New returns nil: there is nothing to poll with.
+func New(net.Conn) *Poller { return nil }
+
+// Readable returns false at once.
+func (p *Poller) Readable(time.Duration) bool { return false }

@@ -23,13 +23,17 @@ func TestReadable(t *testing.T) {
 	}
 	defer server.Close()
 
-	if Readable(server, time.Millisecond) {
+	p := New(server)
+	if p == nil {
+		t.Fatal("no poller for a TCP connection")
+	}
+	if p.Readable(time.Millisecond) {
 		t.Fatal("readable with nothing sent")
 	}
 	if _, err := client.Write([]byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	if !Readable(server, 10*time.Second) {
+	if !p.Readable(10 * time.Second) {
 		t.Fatal("not readable after a byte was sent")
 	}
 	// Nothing was consumed.
@@ -38,13 +42,20 @@ func TestReadable(t *testing.T) {
 		t.Fatalf("read after spinning: %d %q %v", n, b[:n], err)
 	}
 	client.Close()
-	if !Readable(server, 10*time.Second) {
+	if !p.Readable(10 * time.Second) {
 		t.Fatal("end of stream not reported as readable")
+	}
+	if n := testing.AllocsPerRun(100, func() { p.Readable(time.Microsecond) }); n != 0 {
+		t.Errorf("Readable allocates %v objects per call", n)
 	}
 	a, b2 := net.Pipe()
 	defer a.Close()
 	defer b2.Close()
-	if Readable(a, time.Millisecond) {
-		t.Fatal("a pipe, not a socket, reported readable")
+	if New(a) != nil {
+		t.Fatal("a poller for a pipe, which is not a socket")
+	}
+	var none *Poller
+	if none.Readable(time.Millisecond) {
+		t.Fatal("a nil poller reported readable")
 	}
 }

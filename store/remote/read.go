@@ -42,6 +42,7 @@ type readSide struct {
 	kick    bool       // the holder should return to its loop
 
 	br      *bufio.Reader
+	spin    *spin.Poller // for a synchronous caller's wait (Config.SpinRead); nil: never spins
 	hdr     [wire.HeaderSize]byte
 	buf     []byte
 	maxBody uint32
@@ -52,6 +53,9 @@ func (c *conn) initRead() {
 		br:      bufio.NewReaderSize(c.nc, 64<<10),
 		buf:     make([]byte, 0, 64<<10),
 		maxBody: c.welcome.MaxBody + 4 + wire.MaxErrorMsg,
+	}
+	if !c.resident && c.n.s.cfg.SpinRead > 0 {
+		c.rd.spin = spin.New(c.nc)
 	}
 	if c.resident {
 		c.mu.Lock()
@@ -180,11 +184,11 @@ func (c *conn) readOne() (yield bool, err error) {
 		c.mu.Unlock()
 		return false, errKicked
 	}
-	spinning := c.rd.owner != nil && c.n.s.cfg.SpinRead > 0 && c.rd.br.Buffered() == 0
+	spinning := c.rd.owner != nil && c.rd.spin != nil && c.rd.br.Buffered() == 0
 	c.rd.waiting = true
 	c.mu.Unlock()
 	if spinning {
-		spin.Readable(c.nc, c.n.s.cfg.SpinRead)
+		c.rd.spin.Readable(c.n.s.cfg.SpinRead)
 	}
 	_, perr := c.rd.br.Peek(1)
 	c.mu.Lock()
