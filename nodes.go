@@ -75,7 +75,7 @@ func RegionID(namespace string) [16]byte {
 
 // DefaultSpinRead is how long a fault busy-polls for its page's reply before
 // it sleeps (Config.SpinRead). On a quiet 2-vCPU KVM guest it took farmem
-// bench's fault p50 from 68-87 µs to 39-47 µs and ops/s up by 40-60% (four
+// bench's fault p50 from 68-87 µs to 39-47 µs and ops/s up by 39-59% (four
 // alternating pairs, docs/BENCHMARKS.md).
 const DefaultSpinRead = 50 * time.Microsecond
 

@@ -20,7 +20,8 @@ var ErrPinned = errors.New("engine: pages are pinned by views")
 // Pages in the middle of a free wait as pages in the middle of a fetch do,
 // so a concurrent access sees either the old contents or zeros, never a
 // page freed after it was written. Discard waits for ReadAt and WriteAt
-// calls in progress and fails with ErrPinned while views are pinned. On a store error the pages not yet freed keep their contents.
+// calls in progress and fails with ErrPinned while views are pinned. On a
+// store error the pages not yet freed keep their contents.
 func (e *Engine) Discard(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
