@@ -284,11 +284,9 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	}
 	var token []byte
 	if f.tokenFile != "" {
-		b, err := os.ReadFile(f.tokenFile)
-		if err != nil {
-			return fmt.Errorf("--token-file: %w", err)
+		if token, err = readTokenFile("--token-file", f.tokenFile); err != nil {
+			return err
 		}
-		token = []byte(strings.TrimRight(string(b), "\r\n"))
 	}
 
 	res := &BenchResult{Workload: f.workload, Mode: "explicit"}
