@@ -27,6 +27,15 @@ var (
 	// is changing under a non-cooperative event (remove, unmap, remap, fork)
 	// that has not been read yet: read the pending events, then retry.
 	ErrAgain = errors.New("uffd: range changing, read pending events and retry (EAGAIN)")
-	// ErrHelper: the helper process of MeasureBareFault failed.
+	// ErrScanNotSupported: the kernel has no PAGEMAP_SCAN ioctl (ENOTTY,
+	// before Linux 6.7), or refused the argument size, a flag or a category
+	// it does not know (EINVAL).
+	ErrScanNotSupported = errors.New("uffd: PAGEMAP_SCAN not supported")
+	// ErrScanNotWPAsync: a scan with ScanCheckWPAsync met a mapping that is
+	// not registered for write protection on a userfaultfd with
+	// FeatureWPAsync (EPERM).
+	ErrScanNotWPAsync = errors.New("uffd: range not under asynchronous write protection")
+	// ErrHelper: the helper process of MeasureBareFault or
+	// MeasureDirtyTracking failed.
 	ErrHelper = errors.New("uffd: helper process failed")
 )

@@ -26,8 +26,10 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -46,6 +48,12 @@ const (
 	cmdRemove = 'R' // madvise(MADV_REMOVE) the page
 	cmdUnmap  = 'M' // munmap the whole region
 	cmdCrowd  = 'C' // val goroutines load the page's first byte at once; reply: that byte
+	// cmdCounter runs val*1000 steps of "load the page's first word, check
+	// it is the value stored last, store it plus one" (plain loads and
+	// stores, no copy()); reply: whether every load matched, and the
+	// number of mismatches (capped at 255). A lost write shows up as a
+	// mismatch.
+	cmdCounter = 'N'
 )
 
 // hangGuard bounds every wait for the application: a broken fault path shows
@@ -133,6 +141,24 @@ func testApp() error {
 				if v != got[0] {
 					reply[2] = 0
 				}
+			}
+		case cmdCounter:
+			w := (*uint64)(unsafe.Pointer(&mem[page*ps]))
+			// Atomic loads and stores are plain moves on these
+			// architectures; they keep the compiler from forwarding
+			// the stored value to the next load.
+			last, bad := atomic.LoadUint64(w), 0
+			for range int(val) * 1000 {
+				if v := atomic.LoadUint64(w); v != last {
+					bad++
+					last = v
+				}
+				last++
+				atomic.StoreUint64(w, last)
+			}
+			reply[1], reply[2] = byte(min(bad, 255)), 0
+			if bad == 0 {
+				reply[2] = 1
 			}
 		case cmdUnmap:
 			if err := unix.Munmap(mem); err != nil {
