@@ -48,7 +48,7 @@ const (
 	cmdRemove = 'R' // madvise(MADV_REMOVE) the page
 	cmdUnmap  = 'M' // munmap the whole region
 	cmdCrowd  = 'C' // val goroutines load the page's first byte at once; reply: that byte
-	// cmdCounter runs val*1000 steps of "load the page's first word, check
+	// cmdCounter runs val*100000 steps of "load the page's first word, check
 	// it is the value stored last, store it plus one" (plain loads and
 	// stores, no copy()); reply: whether every load matched, and the
 	// number of mismatches (capped at 255). A lost write shows up as a
@@ -148,7 +148,7 @@ func testApp() error {
 			// architectures; they keep the compiler from forwarding
 			// the stored value to the next load.
 			last, bad := atomic.LoadUint64(w), 0
-			for range int(val) * 1000 {
+			for range int(val) * 100000 {
 				if v := atomic.LoadUint64(w); v != last {
 					bad++
 					last = v
