@@ -242,3 +242,180 @@ func TestABIAgainstHeader(t *testing.T) {
 		t.Errorf("Msg is %d bytes, MsgSize says %d", unsafe.Sizeof(m), MsgSize)
 	}
 }
+
+// pagemapProbe prints the PAGEMAP_SCAN ABI of <linux/fs.h> (Linux 6.7), or
+// nothing when the installed header predates it.
+const pagemapProbe = `
+#include <stdio.h>
+#include <stddef.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#define P(n, v) printf("%s %llu\n", n, (unsigned long long)(v))
+#define S(t) P("sizeof " #t, sizeof(struct t))
+#define O(t, f) P("offsetof " #t "." #f, offsetof(struct t, f))
+#define F(n) P(#n, n)
+int main(void) {
+#ifdef PAGEMAP_SCAN
+	S(pm_scan_arg); O(pm_scan_arg, size); O(pm_scan_arg, flags); O(pm_scan_arg, start); O(pm_scan_arg, end);
+	O(pm_scan_arg, walk_end); O(pm_scan_arg, vec); O(pm_scan_arg, vec_len); O(pm_scan_arg, max_pages);
+	O(pm_scan_arg, category_inverted); O(pm_scan_arg, category_mask); O(pm_scan_arg, category_anyof_mask);
+	O(pm_scan_arg, return_mask);
+	S(page_region); O(page_region, start); O(page_region, end); O(page_region, categories);
+	F(PAGEMAP_SCAN); F(PM_SCAN_WP_MATCHING); F(PM_SCAN_CHECK_WPASYNC);
+	F(PAGE_IS_WPALLOWED); F(PAGE_IS_WRITTEN); F(PAGE_IS_FILE); F(PAGE_IS_PRESENT);
+	F(PAGE_IS_SWAPPED); F(PAGE_IS_PFNZERO); F(PAGE_IS_HUGE);
+#ifdef PAGE_IS_SOFT_DIRTY
+	F(PAGE_IS_SOFT_DIRTY);
+#endif
+#ifdef PAGE_IS_GUARD
+	F(PAGE_IS_GUARD);
+#endif
+#endif
+	return 0;
+}
+`
+
+// pagemapGolden is the PAGEMAP_SCAN ABI as include/uapi/linux/fs.h of Linux
+// 6.7 to 6.18 defines it (PAGE_IS_SOFT_DIRTY from 6.8, PAGE_IS_GUARD from
+// 6.14), for machines whose installed header predates it (Debian 12 ships
+// the 6.1 header). The kernel itself checks the struct size: every scan
+// passes it, and a wrong one is refused with EINVAL.
+var pagemapGolden = map[string]uint64{
+	"sizeof pm_scan_arg":                       96,
+	"offsetof pm_scan_arg.size":                0,
+	"offsetof pm_scan_arg.flags":               8,
+	"offsetof pm_scan_arg.start":               16,
+	"offsetof pm_scan_arg.end":                 24,
+	"offsetof pm_scan_arg.walk_end":            32,
+	"offsetof pm_scan_arg.vec":                 40,
+	"offsetof pm_scan_arg.vec_len":             48,
+	"offsetof pm_scan_arg.max_pages":           56,
+	"offsetof pm_scan_arg.category_inverted":   64,
+	"offsetof pm_scan_arg.category_mask":       72,
+	"offsetof pm_scan_arg.category_anyof_mask": 80,
+	"offsetof pm_scan_arg.return_mask":         88,
+	"sizeof page_region":                       24,
+	"offsetof page_region.start":               0,
+	"offsetof page_region.end":                 8,
+	"offsetof page_region.categories":          16,
+	"PAGEMAP_SCAN":                             0xC0606610, // _IOWR('f', 16, struct pm_scan_arg)
+	"PM_SCAN_WP_MATCHING":                      1 << 0,
+	"PM_SCAN_CHECK_WPASYNC":                    1 << 1,
+	"PAGE_IS_WPALLOWED":                        1 << 0,
+	"PAGE_IS_WRITTEN":                          1 << 1,
+	"PAGE_IS_FILE":                             1 << 2,
+	"PAGE_IS_PRESENT":                          1 << 3,
+	"PAGE_IS_SWAPPED":                          1 << 4,
+	"PAGE_IS_PFNZERO":                          1 << 5,
+	"PAGE_IS_HUGE":                             1 << 6,
+	"PAGE_IS_SOFT_DIRTY":                       1 << 7,
+	"PAGE_IS_GUARD":                            1 << 8,
+}
+
+// pagemapOurs is this package's hand-made PAGEMAP_SCAN ABI, by the names the
+// probe prints.
+func pagemapOurs() map[string]uint64 {
+	var a pmScanArg
+	var r PageRegion
+	ours := map[string]uint64{
+		"sizeof pm_scan_arg":                       uint64(unsafe.Sizeof(a)),
+		"offsetof pm_scan_arg.size":                uint64(unsafe.Offsetof(a.Size)),
+		"offsetof pm_scan_arg.flags":               uint64(unsafe.Offsetof(a.Flags)),
+		"offsetof pm_scan_arg.start":               uint64(unsafe.Offsetof(a.Start)),
+		"offsetof pm_scan_arg.end":                 uint64(unsafe.Offsetof(a.End)),
+		"offsetof pm_scan_arg.walk_end":            uint64(unsafe.Offsetof(a.WalkEnd)),
+		"offsetof pm_scan_arg.vec":                 uint64(unsafe.Offsetof(a.Vec)),
+		"offsetof pm_scan_arg.vec_len":             uint64(unsafe.Offsetof(a.VecLen)),
+		"offsetof pm_scan_arg.max_pages":           uint64(unsafe.Offsetof(a.MaxPages)),
+		"offsetof pm_scan_arg.category_inverted":   uint64(unsafe.Offsetof(a.CategoryInverted)),
+		"offsetof pm_scan_arg.category_mask":       uint64(unsafe.Offsetof(a.CategoryMask)),
+		"offsetof pm_scan_arg.category_anyof_mask": uint64(unsafe.Offsetof(a.CategoryAnyofMask)),
+		"offsetof pm_scan_arg.return_mask":         uint64(unsafe.Offsetof(a.ReturnMask)),
+		"sizeof page_region":                       uint64(unsafe.Sizeof(r)),
+		"offsetof page_region.start":               uint64(unsafe.Offsetof(r.Start)),
+		"offsetof page_region.end":                 uint64(unsafe.Offsetof(r.End)),
+		"offsetof page_region.categories":          uint64(unsafe.Offsetof(r.Categories)),
+		"PAGEMAP_SCAN":                             uint64(ioctlPAGEMAP_SCAN),
+		"PM_SCAN_WP_MATCHING":                      uint64(ScanWPMatching),
+		"PM_SCAN_CHECK_WPASYNC":                    uint64(ScanCheckWPAsync),
+	}
+	for i, name := range categoryNames {
+		ours["PAGE_IS_"+name] = 1 << i
+	}
+	return ours
+}
+
+// TestPagemapABI checks the hand-made PAGEMAP_SCAN ABI against
+// <linux/fs.h> when the installed header has it, and always against the
+// values transcribed from the kernel's header.
+func TestPagemapABI(t *testing.T) {
+	ours := pagemapOurs()
+	compareABI(t, "the kernel's include/uapi/linux/fs.h (transcribed)", pagemapGolden, ours)
+	for name := range ours {
+		if _, ok := pagemapGolden[name]; !ok {
+			t.Errorf("%s: no transcribed value", name)
+		}
+	}
+	kernel := runProbe(t, "/usr/include/linux/fs.h", pagemapProbe)
+	if len(kernel) == 0 {
+		t.Logf("the installed <linux/fs.h> predates PAGEMAP_SCAN (Linux 6.7): checked against the transcribed values only")
+		return
+	}
+	compareABI(t, "<linux/fs.h>", kernel, ours)
+}
+
+// runProbe compiles and runs a C probe that prints "NAME VALUE" lines and
+// returns them. It skips the test when gcc or header is missing.
+func runProbe(t *testing.T, header, src string) map[string]uint64 {
+	t.Helper()
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skipf("gcc not found: cannot check the hand-made ABI against %s", header)
+	}
+	if _, err := os.Stat(header); err != nil {
+		t.Skipf("%s missing (install linux-libc-dev): cannot check the ABI", header)
+	}
+	dir := t.TempDir()
+	cfile := filepath.Join(dir, "probe.c")
+	bin := filepath.Join(dir, "probe")
+	if err := os.WriteFile(cfile, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(gcc, "-o", bin, cfile).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin).Output()
+	if err != nil {
+		t.Fatalf("run probe: %v", err)
+	}
+	values := map[string]uint64{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseUint(line[i+1:], 10, 64)
+		if err != nil {
+			t.Fatalf("bad probe line %q", line)
+		}
+		values[line[:i]] = v
+	}
+	return values
+}
+
+// compareABI reports every value of want that ours lacks or gets wrong.
+func compareABI(t *testing.T, source string, want, ours map[string]uint64) {
+	t.Helper()
+	checked := 0
+	for name, w := range want {
+		got, ok := ours[name]
+		if !ok {
+			t.Errorf("%s printed %s, which the test does not know", source, name)
+			continue
+		}
+		if got != w {
+			t.Errorf("%s: ours %#x, %s %#x", name, got, source, w)
+		}
+		checked++
+	}
+	t.Logf("checked %d values against %s", checked, source)
+}
