@@ -33,15 +33,20 @@ const (
 
 // MaybeRunHelper runs a helper process and exits if this process was started
 // as one (HelperEnv is set); otherwise it returns at once. A binary that
-// calls MeasureBareFault must call it first thing in main (and a test binary
-// in TestMain), because the helper is the same binary re-executed: a
-// userfaultfd handler must live in another process than the faulting Go code.
+// calls MeasureBareFault or MeasureDirtyTracking must call it first thing in
+// main (and a test binary in TestMain), because the helper is the same
+// binary re-executed: a userfaultfd handler must live in another process
+// than the faulting Go code.
 func MaybeRunHelper() {
 	switch v := os.Getenv(HelperEnv); v {
 	case "":
 		return
-	case helperBareFault:
-		if err := runBareHandler(); err != nil {
+	case helperBareFault, helperWPFault:
+		run := runBareHandler
+		if v == helperWPFault {
+			run = runWPHandler
+		}
+		if err := run(); err != nil {
 			fmt.Fprintf(os.Stderr, "uffd helper: %v\n", err)
 			os.Exit(1)
 		}
@@ -120,10 +125,6 @@ func BareFaultSamples(n int) ([]time.Duration, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("uffd: MeasureBareFault: n=%d, need at least one page", n)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("uffd: MeasureBareFault: %w", err)
-	}
 	ps := os.Getpagesize()
 	size := n * ps
 	memfd, err := MemfdCreate("farmem-bare-fault", int64(size))
@@ -148,59 +149,15 @@ func BareFaultSamples(n int) ([]time.Duration, error) {
 	// block on the range afterwards.
 	defer f.Unregister(Addr(mem), size)
 
-	dup, err := unix.Dup(f.Fd())
+	h, err := startHelper(helperBareFault, f)
 	if err != nil {
-		return nil, fmt.Errorf("uffd: MeasureBareFault: dup: %w", err)
-	}
-	uf := os.NewFile(uintptr(dup), "uffd")
-	stopR, stopW, err := os.Pipe()
-	if err != nil {
-		uf.Close()
 		return nil, fmt.Errorf("uffd: MeasureBareFault: %w", err)
-	}
-	defer stopW.Close()
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		uf.Close()
-		stopR.Close()
-		return nil, fmt.Errorf("uffd: MeasureBareFault: %w", err)
-	}
-	defer readyR.Close()
-	var stderr bytes.Buffer
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), HelperEnv+"="+helperBareFault)
-	cmd.ExtraFiles = []*os.File{uf, stopR, readyW}
-	cmd.Stderr = &stderr
-	err = cmd.Start()
-	uf.Close()
-	stopR.Close()
-	readyW.Close()
-	if err != nil {
-		return nil, fmt.Errorf("%w: start %s: %w", ErrHelper, exe, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	var one [1]byte
-	if _, err := io.ReadFull(readyR, one[:]); err != nil {
-		werr := <-exited
-		return nil, fmt.Errorf("%w: %v before serving (does main call uffd.MaybeRunHelper first?): %s",
-			ErrHelper, werr, bytes.TrimSpace(stderr.Bytes()))
 	}
 
 	// If the helper dies mid-run, our touches would block on the range for
 	// good: a watchdog unregisters it, which wakes them (they then read
 	// zeros, which the check below reports).
-	done := make(chan struct{})
-	var helperErr error
-	watchdogDone := make(chan struct{})
-	go func() {
-		defer close(watchdogDone)
-		select {
-		case helperErr = <-exited:
-			_ = f.Unregister(Addr(mem), size)
-		case <-done:
-		}
-	}()
+	h.watch(func() { _ = f.Unregister(Addr(mem), size) })
 
 	samples := make([]time.Duration, n)
 	bad := 0
@@ -212,15 +169,107 @@ func BareFaultSamples(n int) ([]time.Duration, error) {
 			bad++
 		}
 	}
-	close(done)
-	<-watchdogDone
-	stopW.Close()
-	if helperErr == nil {
-		helperErr = <-exited
-	}
+	_, helperErr := h.stop()
 	if helperErr != nil || bad != 0 {
-		return nil, fmt.Errorf("%w: %v; %d of %d pages not served: %s", ErrHelper, helperErr, bad, n,
-			bytes.TrimSpace(stderr.Bytes()))
+		return nil, fmt.Errorf("%w: %v; %d of %d pages not served", ErrHelper, helperErr, bad, n)
 	}
 	return samples, nil
+}
+
+// helper is a running helper process: this binary re-executed with
+// HelperEnv set, handling the faults of f's range.
+type helper struct {
+	cmd          *exec.Cmd
+	stopW        *os.File
+	exited       chan error
+	stdout       bytes.Buffer
+	stderr       bytes.Buffer
+	watchdogDone chan struct{}
+	done         chan struct{}
+	early        bool  // the helper exited before stop
+	err          error // its exit status then
+}
+
+// startHelper starts the helper kind with a duplicate of f's descriptor and
+// waits until it serves.
+func startHelper(kind string, f *FD) (*helper, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	dup, err := unix.Dup(f.Fd())
+	if err != nil {
+		return nil, fmt.Errorf("dup: %w", err)
+	}
+	uf := os.NewFile(uintptr(dup), "uffd")
+	defer uf.Close()
+	stopR, stopW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer stopR.Close()
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		stopW.Close()
+		return nil, err
+	}
+	defer readyR.Close()
+	h := &helper{stopW: stopW, exited: make(chan error, 1)}
+	h.cmd = exec.Command(exe)
+	h.cmd.Env = append(os.Environ(), HelperEnv+"="+kind)
+	h.cmd.ExtraFiles = []*os.File{uf, stopR, readyW}
+	h.cmd.Stdout = &h.stdout
+	h.cmd.Stderr = &h.stderr
+	err = h.cmd.Start()
+	readyW.Close()
+	if err != nil {
+		stopW.Close()
+		return nil, fmt.Errorf("%w: start %s: %w", ErrHelper, exe, err)
+	}
+	go func() { h.exited <- h.cmd.Wait() }()
+	var one [1]byte
+	if _, err := io.ReadFull(readyR, one[:]); err != nil {
+		stopW.Close()
+		werr := <-h.exited
+		return nil, fmt.Errorf("%w: %v before serving (does main call uffd.MaybeRunHelper first?): %s",
+			ErrHelper, werr, bytes.TrimSpace(h.stderr.Bytes()))
+	}
+	return h, nil
+}
+
+// watch runs onExit if the helper exits before stop is called. If the
+// helper dies mid-run, the caller's accesses would block on the range for
+// good: onExit unregisters it, which wakes them.
+func (h *helper) watch(onExit func()) {
+	h.done = make(chan struct{})
+	h.watchdogDone = make(chan struct{})
+	go func() {
+		defer close(h.watchdogDone)
+		select {
+		case h.err = <-h.exited:
+			h.early = true
+			onExit()
+		case <-h.done:
+		}
+	}()
+}
+
+// stop tells the helper to finish, waits for it and returns what it printed
+// on stdout, and an error if it failed or had exited early.
+func (h *helper) stop() (string, error) {
+	if h.done != nil {
+		close(h.done)
+		<-h.watchdogDone
+	}
+	h.stopW.Close()
+	var err error
+	if h.early {
+		err = fmt.Errorf("exited early (%v)", h.err)
+	} else {
+		err = <-h.exited
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: %w: %s", ErrHelper, err, bytes.TrimSpace(h.stderr.Bytes()))
+	}
+	return h.stdout.String(), nil
 }

@@ -92,3 +92,8 @@ func MeasureBareFault(int) (p50, p99 time.Duration, err error) { return 0, 0, Er
 
 // BareFaultSamples returns ErrNotSupported.
 func BareFaultSamples(int) ([]time.Duration, error) { return nil, ErrNotSupported }
+
+// MeasureDirtyTracking returns ErrNotSupported.
+func MeasureDirtyTracking(pages, rounds int) (DirtyTrackingResult, error) {
+	return DirtyTrackingResult{Pages: pages, Rounds: rounds}, ErrNotSupported
+}
