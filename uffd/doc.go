@@ -1,7 +1,9 @@
 // Package uffd wraps Linux userfaultfd(2) in pure Go over golang.org/x/sys/unix:
 // the ABI (constants, ioctl numbers, structs) defined by hand and checked
 // against <linux/userfaultfd.h> by a test, the ioctls, event reading, the
-// memfd helpers the pager needs, and a measurement of the bare fault cost.
+// memfd helpers the pager needs, the PAGEMAP_SCAN ioctl for asynchronous
+// dirty tracking, and measurements of the bare fault cost and of both ways
+// of tracking writes.
 //
 // # Technique
 //
@@ -50,6 +52,38 @@
 // mapping silently creates a zero page, so the handler keeps a residency map
 // and never touches a page it has not installed.
 //
+// # Dirty tracking without a fault per write: WP_ASYNC and PAGEMAP_SCAN
+//
+// With FeatureWPAsync (Options.Want or Need) a range registered with ModeWP
+// never reports write-protect faults: the kernel clears the protection of a
+// written page itself and goes on. Which pages were written is read from the
+// page tables with PAGEMAP_SCAN (Linux 6.7) on /proc/PID/pagemap:
+// OpenPagemap opens it once — the application's, from the pager — and
+// PagemapScanner.Scan with ScanWrittenAndProtect returns the pages written
+// since the previous scan and write-protects them again in the same pass,
+// atomically per page-table lock. Scan returns at most VecLen regions per
+// call and the address where the walk stopped; ScanAll continues from it to
+// the end of the range. Neither allocates. The first scan (or a
+// WriteProtect of the range) arms the tracking: before it, every page,
+// holes included, reads as written. On a memfd mapping WP_ASYNC needs
+// neither FeatureWPHugetlbfsShmem nor FeatureWPUnpopulated: protecting a
+// range also protects its holes (uffd-wp markers), so a later read of a hole
+// does not count as a write.
+//
+// WP_ASYNC applies to every write-protect fault of the descriptor: pages
+// installed with CopyWP or protected with WriteProtect are resolved by the
+// kernel too, and a range belongs to one userfaultfd (a second registration
+// fails with EBUSY), so write protection can no longer stop a writer.
+// Missing faults on the same descriptor stay synchronous. Eviction can use
+// them as the fence: take a reference to the victim page (vmsplice of the
+// pager's mapping into a pipe), punch it out of the memfd, which unmaps it
+// from the application (whose next access is a missing fault), and only
+// then copy the contents out of the pipe; a write that races the eviction
+// is in the copy. After the punch a protected, unwritten page keeps a
+// uffd-wp marker (PageSwapped), a written one does not (PageWritten), which
+// says whether the copy needs writing back. The tests in
+// wpasync_linux_test.go pin each of these facts down.
+//
 // # Errors the kernel returns, and what they mean
 //
 // Copy, ZeroPage and Continue handle the answers Firecracker's and e2b's
@@ -68,16 +102,24 @@
 //   - ESRCH: the application's address space is gone (it exited).
 //     ErrProcessGone; drop the region.
 //
-// # The bare fault cost
+// # The bare fault cost, and the cost of dirty tracking
 //
 // MeasureBareFault times first touches of fresh pages served by a minimal
 // handler in another process (one goroutine, poll, read, one Copy per
-// fault): the floor under any pager's fault latency. The binary that calls
-// it must call MaybeRunHelper first thing in main. docs/TRANSPARENT.md has
-// the figures measured on these machines and the commands.
+// fault): the floor under any pager's fault latency. MeasureDirtyTracking
+// compares, on memfd mappings, the first store to a clean page under a
+// synchronous WP fault (resolved by a minimal handler in another process:
+// what the pager pays per first write today) and under WP_ASYNC, with the
+// cost of one ScanWrittenAndProtect pass and of one WriteProtect for a few
+// batch sizes (BenchmarkDirtyTracking reports them as metrics). A binary
+// that calls either must call MaybeRunHelper first thing in main.
+// docs/TRANSPARENT.md has the figures measured on these machines and the
+// commands.
 //
 // # Platforms
 //
 // Linux on architectures with the generic ioctl encoding (amd64, arm64,
-// riscv64, loong64, s390x). Elsewhere every function returns ErrNotSupported.
+// riscv64, loong64, s390x). Elsewhere every function returns ErrNotSupported
+// (ErrScanNotSupported for the pagemap scanner). PAGEMAP_SCAN needs Linux
+// 6.7; older kernels answer ErrScanNotSupported (ScanSupported tells).
 package uffd
