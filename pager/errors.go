@@ -19,3 +19,20 @@ var (
 	// and the error counted and logged.
 	ErrLostPage = errors.New("pager: page missing from the far tier")
 )
+
+// Errors of the persistent region table (Meta, farmem pager --meta).
+var (
+	// ErrMetaCorrupt: the metadata file is not a pool, or it is damaged
+	// (bad magic, checksum, geometry, journal or table); also marked
+	// pmem.ErrCorrupt when pmem found it.
+	ErrMetaCorrupt = errors.New("pager: metadata pool is corrupt")
+	// ErrMetaLayout: the file is a pool of another layout (another
+	// program's pool, or another version of this table).
+	ErrMetaLayout = errors.New("pager: metadata pool has a foreign layout")
+	// ErrMetaFull: the table has no free slot, or the pool no room for a
+	// new region's bitset.
+	ErrMetaFull = errors.New("pager: metadata pool is full")
+	// ErrMetaMismatch: a re-attach names a region whose record disagrees
+	// with it (size, page size, or the far-tier namespace prefix).
+	ErrMetaMismatch = errors.New("pager: region does not match its metadata record")
+)
