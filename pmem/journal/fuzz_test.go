@@ -26,7 +26,7 @@ func FuzzDecodeJournal(f *testing.F) {
 	tx.Write(h.HeapOff+100, []byte{1, 2, 3})
 	tx.bodyCRC = 0
 	tx.bodyCRC = crcBody(tx)
-	j.seal(tx)
+	j.seal(tx, j.nextID.Add(1)-1)
 	f.Add(append([]byte(nil), tx.jb...))
 	u, _ := j.Begin(Undo)
 	u.Write(h.HeapOff+200, []byte("undo me"))

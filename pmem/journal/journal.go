@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/farmem/farmem/pmem"
 )
@@ -27,14 +28,20 @@ type Options struct {
 	// BeginTimeout bounds how long Begin waits for a free journal before it
 	// returns ErrNoFreeJournal. Zero means one second.
 	BeginTimeout time.Duration
-	// Rounds is how many coalesced persist rounds may have their flushes
-	// and fence in flight at once (only with Coalesce). A fence waits on
-	// the core that issues it, so a second round on another core overlaps
-	// it; committers that find every round slot busy wait and join the
-	// next group. Zero means 1: on the two-core machine measured, a second
-	// round in flight made groups smaller and throughput lower
+	// Rounds is how many coalesced persist rounds of one shard may have
+	// their flushes and fence in flight at once (only with Coalesce);
+	// committers that find every round slot of their shard busy wait and
+	// join the next group. Zero means 1: on the two-core machine measured,
+	// a second round in flight made groups smaller and throughput lower
 	// (docs/PMEM.md).
 	Rounds int
+	// Shards is the number of commit groups, each with its own pending
+	// list, leader and round slots (and its own free list and applied
+	// list, with or without Coalesce). A transaction joins the shard of
+	// the processor it began on, so each core's committers form their own
+	// groups and the cores fence in parallel. Zero means GOMAXPROCS at
+	// Open; 1 is a single global group.
+	Shards int
 }
 
 // Recovery reports what Open found and did.
@@ -47,8 +54,8 @@ type Recovery struct {
 	NextID     uint64 // first commit id handed out after recovery
 }
 
-// Journals is the set of K micro-journals of a pool, with the DRAM free list,
-// the in-flight bookkeeping and the commit sequencer. It is safe for
+// Journals is the set of K micro-journals of a pool, with the DRAM free
+// lists, the in-flight bookkeeping and the commit groups. It is safe for
 // concurrent use; each Tx belongs to one goroutine.
 type Journals struct {
 	p     *pmem.Pool
@@ -56,33 +63,25 @@ type Journals struct {
 	opts  Options
 	alloc *pmem.Allocator
 
-	// The free list: a stack of journal indices under its own mutex (a
-	// channel costs two runtime locks per transaction); freeSig wakes a
-	// Begin that found it empty.
-	freeMu      sync.Mutex
-	free        []int
+	// shards are the commit groups, one per processor by default (see
+	// shard). A transaction belongs to the shard of the processor it
+	// began on.
+	shards []shard
+
+	// freeWaiters counts Begins in takeJournal's slow path; freeSig wakes
+	// one of them.
 	freeSig     chan struct{}
-	freeWaiters atomic.Int32 // Begins in takeJournal's slow path
+	freeWaiters atomic.Int32
 
-	// The sequencer: the next commit id, taken with an atomic add, and the
-	// pending list, a lock-free stack of sealed redo commits awaiting a
-	// leader (coalescing), linked through Tx.pnext and taken whole.
-	nextID   atomic.Uint64
-	pending  atomic.Pointer[Tx]
-	npending atomic.Int32
-	// open counts coalescing redo transactions from Begin until Commit or
-	// Abort returns: the committers a leader may wait a little for.
-	open atomic.Int32
-
-	// applied is a lock-free stack of redo ids whose home writes are
-	// flushed; the next persist round pops it, so committers never wait for
-	// the round's bookkeeping.
-	applied atomic.Pointer[appliedRec]
+	// nextID is the next commit id, taken with an atomic add: by a
+	// coalesced group's leader for the whole group, by an uncoalesced
+	// committer for itself, by an undo transaction at Begin.
+	nextID atomic.Uint64
 
 	// flushMu guards the in-flight bookkeeping below, which only the start
 	// and the end of persist rounds touch; a round does not hold it across
-	// its flushes and fence, so up to maxRounds rounds fence at once.
-	flushMu  sync.Mutex
+	// its flushes and fence, so rounds of different shards fence at once.
+	flushMu  spinMutex
 	wWritten uint64              // watermark value last made durable
 	wWord    uint64              // watermark value in the word (flushed, maybe not yet fenced)
 	durRing  [durRingSize]bool   // durable ids in (wMem, wMem+durRingSize], by id % durRingSize
@@ -90,23 +89,61 @@ type Journals struct {
 	wMem     uint64              // every id <= wMem is durable
 	retiring []retired           // applied redo journals waiting for the watermark
 
-	// rounds in flight (coalescing: between taking a group and marking it
-	// persisted), at most maxRounds.
-	inflight  atomic.Int32
-	maxRounds int32
-
-	// condMu/cond let followers sleep until the current round ends; the
-	// leader takes condMu only when someone sleeps.
-	condMu   sync.Mutex
-	cond     *sync.Cond
-	sleepers atomic.Int32
+	maxRounds int32 // round slots per shard
 
 	recs []appliedRec // applied-stack node of each journal
 
 	failed atomic.Bool
 	closed atomic.Bool
 
-	txs, groups, rounds atomic.Uint64
+	groups, rounds atomic.Uint64
+}
+
+// shard is one commit group: its pending stack and leader slot, its
+// applied stack, its free list and its committers' counts. With
+// coalescing, committers that began on the same processor join the same
+// group, and each group has its own leader, so the groups of a two-core
+// machine persist on both cores at once, each leader flushing and fencing
+// the lines of its own core's committers; a leader hands over to a
+// follower on its own processor by yielding (see yield), never through the
+// global run queue. Nothing in a shard is needed for correctness: any
+// round may persist any pending commit and flush any applied home.
+type shard struct {
+	shardState
+	_ [(shardAlign - unsafe.Sizeof(shardState{})%shardAlign) % shardAlign]byte
+}
+
+// shardAlign keeps shards on separate cache-line pairs (the adjacent-line
+// prefetcher pulls lines in pairs).
+const shardAlign = 128
+
+type shardState struct {
+	// pending is a lock-free stack of commits awaiting a leader, linked
+	// through Tx.pnext and taken whole; npending counts them.
+	pending  atomic.Pointer[Tx]
+	npending atomic.Int32
+	// open counts coalescing redo transactions of the shard from Begin
+	// until Commit or Abort returns: the committers a leader may wait a
+	// little for.
+	open atomic.Int32
+	// inflight is the number of the shard's rounds between taking a
+	// group and marking it persisted, at most Journals.maxRounds.
+	inflight atomic.Int32
+	// applied is a lock-free stack of redo ids whose home writes are not
+	// yet flushed; the next persist round pops it.
+	applied atomic.Pointer[appliedRec]
+	txs     atomic.Uint64 // committed transactions
+
+	// condMu/cond let followers sleep until a round of the shard ends;
+	// the leader takes condMu only when someone sleeps.
+	sleepers atomic.Int32
+	condMu   sync.Mutex
+	cond     sync.Cond
+
+	// The free list: a stack of journal indices under its own mutex (a
+	// channel costs two runtime locks per transaction).
+	freeMu spinMutex
+	free   []int
 }
 
 // durRingSize bounds the ids above the watermark that markDurable tracks
@@ -132,11 +169,11 @@ type appliedRec struct {
 	next  *appliedRec
 }
 
-func (j *Journals) pushApplied(r *appliedRec) {
+func (sh *shard) pushApplied(r *appliedRec) {
 	for {
-		old := j.applied.Load()
+		old := sh.applied.Load()
 		r.next = old
-		if j.applied.CompareAndSwap(old, r) {
+		if sh.applied.CompareAndSwap(old, r) {
 			return
 		}
 	}
@@ -155,8 +192,15 @@ func Open(p *pmem.Pool, o Options) (*Journals, Recovery, error) {
 	if o.Rounds <= 0 {
 		o.Rounds = 1
 	}
-	j := &Journals{p: p, h: h, opts: o, free: make([]int, 0, h.Journals), freeSig: make(chan struct{}, 1), durable: map[uint64]struct{}{}, maxRounds: int32(o.Rounds), recs: make([]appliedRec, h.Journals)}
-	j.cond = sync.NewCond(&j.condMu)
+	if o.Shards <= 0 {
+		o.Shards = runtime.GOMAXPROCS(0)
+	}
+	j := &Journals{p: p, h: h, opts: o, shards: make([]shard, o.Shards), freeSig: make(chan struct{}, 1), durable: map[uint64]struct{}{}, maxRounds: int32(o.Rounds), recs: make([]appliedRec, h.Journals)}
+	for k := range j.shards {
+		sh := &j.shards[k]
+		sh.cond.L = &sh.condMu
+		sh.free = make([]int, 0, h.Journals)
+	}
 	rec, err := j.recover()
 	if err != nil {
 		return nil, rec, err
@@ -165,7 +209,8 @@ func Open(p *pmem.Pool, o Options) (*Journals, Recovery, error) {
 		return nil, rec, err
 	}
 	for i := int(h.Journals) - 1; i >= 0; i-- {
-		j.free = append(j.free, i)
+		sh := &j.shards[i%len(j.shards)]
+		sh.free = append(sh.free, i)
 	}
 	return j, rec, nil
 }
@@ -271,7 +316,11 @@ type Stats struct {
 
 // Stats returns transaction and group counts since Open.
 func (j *Journals) Stats() Stats {
-	return Stats{Txs: j.txs.Load(), Groups: j.groups.Load(), Rounds: j.rounds.Load()}
+	var txs uint64
+	for k := range j.shards {
+		txs += j.shards[k].txs.Load()
+	}
+	return Stats{Txs: txs, Groups: j.groups.Load(), Rounds: j.rounds.Load()}
 }
 
 // Begin starts a transaction in the given mode on a free journal, waiting up
@@ -299,15 +348,16 @@ func (j *Journals) BeginInto(tx *Tx, mode Mode) error {
 	if err := j.usable(); err != nil {
 		return err
 	}
-	idx, err := j.takeJournal()
+	sh := j.shardHere()
+	idx, err := j.takeJournal(sh)
 	if err != nil {
 		return err
 	}
 	off, jb := j.journal(idx)
-	tx.reset(j, idx, off, jb, mode)
+	tx.reset(j, sh, idx, off, jb, mode)
 	if mode == Redo && j.opts.Coalesce {
 		tx.open = true
-		j.open.Add(1)
+		sh.open.Add(1)
 	}
 	if mode == Undo {
 		// The undo id is taken now: it binds the entries. Undo transactions
@@ -331,27 +381,52 @@ func (j *Journals) usable() error {
 	return nil
 }
 
-// tryTake pops a free journal, if any.
-func (j *Journals) tryTake() (int, bool) {
-	j.freeMu.Lock()
-	n := len(j.free)
+// shardHere returns the shard of the processor the caller runs on.
+func (j *Journals) shardHere() *shard {
+	if len(j.shards) == 1 {
+		return &j.shards[0]
+	}
+	return &j.shards[procID()%len(j.shards)]
+}
+
+// pop pops a free journal of the shard, if any.
+func (sh *shard) pop() (int, bool) {
+	sh.freeMu.Lock()
+	n := len(sh.free)
 	if n == 0 {
-		j.freeMu.Unlock()
+		sh.freeMu.Unlock()
 		return 0, false
 	}
-	i := j.free[n-1]
-	j.free = j.free[:n-1]
-	j.freeMu.Unlock()
+	i := sh.free[n-1]
+	sh.free = sh.free[:n-1]
+	sh.freeMu.Unlock()
 	return i, true
 }
 
-// putFree returns journals to the free list and wakes a waiting Begin.
-func (j *Journals) putFree(idx ...int) {
-	j.freeMu.Lock()
-	j.free = append(j.free, idx...)
-	j.freeMu.Unlock()
+// tryTake pops a free journal, from the shard sh if it has one, else from
+// another shard.
+func (j *Journals) tryTake(sh *shard) (int, bool) {
+	if i, ok := sh.pop(); ok {
+		return i, true
+	}
+	for k := range j.shards {
+		if o := &j.shards[k]; o != sh {
+			if i, ok := o.pop(); ok {
+				return i, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// putFree returns journals to the free list of shard sh and wakes a
+// waiting Begin.
+func (j *Journals) putFree(sh *shard, idx ...int) {
+	sh.freeMu.Lock()
+	sh.free = append(sh.free, idx...)
+	sh.freeMu.Unlock()
 	// A send on freeSig takes the channel's lock; skip it when nobody
-	// waits (a waiter counts itself before it last looks at the list).
+	// waits (a waiter counts itself before it last looks at the lists).
 	if j.freeWaiters.Load() > 0 {
 		j.signalFree()
 	}
@@ -365,27 +440,47 @@ func (j *Journals) signalFree() {
 }
 
 func (j *Journals) freeCount() int {
-	j.freeMu.Lock()
-	defer j.freeMu.Unlock()
-	return len(j.free)
+	n := 0
+	for k := range j.shards {
+		sh := &j.shards[k]
+		sh.freeMu.Lock()
+		n += len(sh.free)
+		sh.freeMu.Unlock()
+	}
+	return n
 }
 
-func (j *Journals) takeJournal() (int, error) {
-	if i, ok := j.tryTake(); ok {
+// slowYields bounds how many times a Begin that finds no free journal
+// yields (and syncs) before it sleeps.
+const slowYields = 256
+
+func (j *Journals) takeJournal(sh *shard) (int, error) {
+	if i, ok := j.tryTake(sh); ok {
 		return i, nil
 	}
 	j.freeWaiters.Add(1)
 	defer j.freeWaiters.Add(-1)
 	// Journals may be waiting only for the watermark; a sync frees them.
-	if !j.idle() {
-		if err := j.Sync(); err != nil {
-			return 0, err
+	// Or the watermark waits for a transaction whose committer holds an
+	// id and is descheduled (it is sealed, not yet applied): yield for a
+	// while, so that it runs, before sleeping on a timer. 64 journals
+	// last tens of microseconds at full speed, so this is the common
+	// case of running out, and a sleep here idled whole processors.
+	for k := 0; k < slowYields; k++ {
+		if !j.idle() {
+			if err := j.Sync(); err != nil {
+				return 0, err
+			}
 		}
+		if i, ok := j.tryTake(sh); ok {
+			return i, nil
+		}
+		yield()
 	}
 	t := time.NewTimer(j.opts.BeginTimeout)
 	defer t.Stop()
 	for {
-		if i, ok := j.tryTake(); ok {
+		if i, ok := j.tryTake(sh); ok {
 			// One signal may stand for several freed journals: pass it on.
 			if j.freeCount() > 0 {
 				j.signalFree()
@@ -395,7 +490,7 @@ func (j *Journals) takeJournal() (int, error) {
 		select {
 		case <-j.freeSig:
 		case <-t.C:
-			if i, ok := j.tryTake(); ok {
+			if i, ok := j.tryTake(sh); ok {
 				return i, nil
 			}
 			return 0, fmt.Errorf("%w (%v, %d journals)", ErrNoFreeJournal, j.opts.BeginTimeout, j.h.Journals)
@@ -439,10 +534,12 @@ func (j *Journals) markDurable(id uint64) {
 // persist is one persist round. It flushes, on the calling goroutine, every
 // line its one fence is meant to make durable: the journals of the group g
 // (linked through pnext; nil for a watermark-only round) (body and
-// header, sealed by their committers), the home ranges of the applied ids
-// it pops, and the watermark word if it advanced. Afterwards the popped ids
-// count as durable, and journals at or below the durable watermark return
-// to the free list. The caller must not hold flushMu.
+// header, sealed before), the home ranges of the applied ids it pops, and
+// the watermark word if it advanced. Afterwards the popped ids count as
+// durable, and journals at or below the durable watermark return to the
+// free list of shard sh. A round pops the applied stacks of every shard
+// (all of them: a shard whose committers went elsewhere would otherwise
+// hold the watermark back). The caller must not hold flushMu.
 //
 // Committers flush nothing themselves: SFENCE orders only the flushes of
 // the core that issues it, so the goroutine that fences must be the one
@@ -460,7 +557,7 @@ func (j *Journals) markDurable(id uint64) {
 // tears this round can never persist the watermark without the homes it
 // vouches for; and a round that did not write the word itself never takes
 // the word's value as durable.
-func (j *Journals) persist(g *Tx) error {
+func (j *Journals) persist(sh *shard, g *Tx) error {
 	j.flushMu.Lock()
 	r := j.beginRound()
 	j.flushMu.Unlock()
@@ -489,7 +586,7 @@ func (j *Journals) persist(g *Tx) error {
 	freed := j.endRound(r, buf[:0])
 	j.flushMu.Unlock()
 	if len(freed) > 0 {
-		j.putFree(freed...)
+		j.putFree(sh, freed...)
 	}
 	return nil
 }
@@ -505,10 +602,22 @@ type round struct {
 	wFlush bool        // the round wrote the watermark word and must flush it
 }
 
-// beginRound pops the applied ids and, if the watermark advanced, writes the
-// watermark word (persist flushes it). flushMu is held.
+// beginRound pops the applied ids of every shard into one list and, if the
+// watermark advanced, writes the watermark word (persist flushes it).
+// flushMu is held.
 func (j *Journals) beginRound() round {
-	recs := j.applied.Swap(nil)
+	var recs *appliedRec
+	for k := range j.shards {
+		a := j.shards[k].applied.Swap(nil)
+		if a == nil {
+			continue
+		}
+		last := a
+		for last.next != nil {
+			last = last.next
+		}
+		last.next, recs = recs, a
+	}
 	if j.wMem > j.wWord {
 		le.PutUint64(j.p.Mem()[pmem.WatermarkOff:], j.wMem)
 		j.wWord = j.wMem
@@ -517,15 +626,17 @@ func (j *Journals) beginRound() round {
 	return round{recs: recs}
 }
 
-// fence issues a round's one fence and counts it.
+// fence issues a round's one fence and counts it. The counts come after
+// the fence: an atomic add is a locked instruction, which waits for the
+// core's outstanding write-backs as the fence does.
 func (j *Journals) fence(group bool) error {
-	j.rounds.Add(1)
-	if group {
-		j.groups.Add(1)
-	}
 	if err := j.p.Fence(); err != nil {
 		j.failed.Store(true)
 		return fmt.Errorf("%w: %v", ErrFailed, err)
+	}
+	j.rounds.Add(1)
+	if group {
+		j.groups.Add(1)
 	}
 	return nil
 }
@@ -571,7 +682,7 @@ func (j *Journals) Sync() error {
 		return nil
 	}
 	for round := 0; round < 2; round++ {
-		if err := j.persist(nil); err != nil {
+		if err := j.persist(j.shardHere(), nil); err != nil {
 			return err
 		}
 		if j.idle() {
@@ -600,13 +711,13 @@ func (j *Journals) syncThrough(target uint64) error {
 				done, waiting = false, true
 			}
 		}
-		work := waiting || j.applied.Load() != nil
+		work := waiting || j.anyApplied()
 		j.flushMu.Unlock()
 		if done {
 			return nil
 		}
 		if work {
-			if err := j.persist(nil); err != nil {
+			if err := j.persist(j.shardHere(), nil); err != nil {
 				return err
 			}
 			continue
@@ -621,13 +732,24 @@ func (j *Journals) syncThrough(target uint64) error {
 	}
 }
 
+// anyApplied reports whether some shard has applied ids waiting for a
+// round.
+func (j *Journals) anyApplied() bool {
+	for k := range j.shards {
+		if j.shards[k].applied.Load() != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // idle reports whether there is nothing for Sync to do: no applied id
 // waiting for a fence and no journal waiting for the watermark (the
 // watermark itself may lag harmlessly once no journal waits for it).
 func (j *Journals) idle() bool {
 	j.flushMu.Lock()
 	defer j.flushMu.Unlock()
-	return len(j.retiring) == 0 && j.applied.Load() == nil
+	return len(j.retiring) == 0 && !j.anyApplied()
 }
 
 // Close syncs and refuses further transactions. It does not close the pool.
@@ -648,92 +770,104 @@ func (j *Journals) Close() error {
 // runs its own persist round; rounds of different committers fence in
 // parallel.
 //
-// Coalescing follows the leader/follower scheme of group commit: a
-// committer seals its journal and pushes it on the pending stack. If a
-// round slot is free (fewer than Options.Rounds rounds in flight) it
-// becomes a leader: it takes every pending journal and persists them with
-// one fence. Otherwise it waits; the group it is in grows while the rounds
-// in flight fence. Neither step takes a lock, and no group objects or
-// channels are allocated, so a committer that ends up alone pays little
-// over the uncoalesced path.
+// Coalescing follows the leader/follower scheme of group commit, one group
+// per shard: a committer pushes its transaction on its shard's pending
+// stack. If a round slot of the shard is free it becomes the leader: it
+// takes every pending transaction, seals them (one atomic add for all
+// their ids) and persists them with one fence. Otherwise it waits; the
+// group it is in grows while the round in flight fences. Neither step
+// takes a lock, and no group objects or channels are allocated, so a
+// committer that ends up alone pays little over the uncoalesced path.
 func (j *Journals) commitRedo(tx *Tx) error {
-	j.seal(tx)
 	if !j.opts.Coalesce {
-		return j.persist(tx)
+		j.seal(tx, j.nextID.Add(1)-1)
+		if err := j.persist(tx.sh, tx); err != nil {
+			return err
+		}
+		tx.apply()
+		j.retire(tx.sh, tx)
+		return nil
 	}
-	j.pushPending(tx, tx, 1)
-	return j.await(tx, true)
+	tx.sh.pushPending(tx, tx, 1)
+	return j.await(tx.sh, tx, true)
 }
 
 // pushPending pushes the chain first..last (linked through pnext) of n
-// sealed commits on the pending stack in one step.
-func (j *Journals) pushPending(first, last *Tx, n int32) {
-	j.npending.Add(n)
+// commits on the shard's pending stack in one step.
+func (sh *shard) pushPending(first, last *Tx, n int32) {
+	sh.npending.Add(n)
 	for {
-		old := j.pending.Load()
+		old := sh.pending.Load()
 		last.pnext = old
-		if j.pending.CompareAndSwap(old, first) {
+		if sh.pending.CompareAndSwap(old, first) {
 			return
 		}
 	}
 }
 
-// await returns once tx, sealed and pending, is persisted, leading rounds
-// while it is still pending and a round slot is free.
-func (j *Journals) await(tx *Tx, gather bool) error {
+// followerYields bounds how many times a waiting committer yields before it
+// sleeps on its shard's condition variable.
+const followerYields = 64
+
+// await returns once tx, pending on shard sh, is persisted, leading
+// rounds of that shard while it is still pending and a round slot is free.
+func (j *Journals) await(sh *shard, tx *Tx, gather bool) error {
 	for spins := 0; ; spins++ {
 		if tx.persisted.Load() {
 			return tx.persistErr
 		}
-		if !tx.taken.Load() && j.takeSlot() {
-			j.leadRound(gather)
+		if !tx.taken.Load() && j.takeSlot(sh) {
+			j.leadRound(sh, gather)
 			continue
 		}
-		if spins < 64 {
-			// A round is usually done within a microsecond or two;
-			// yielding is cheaper than parking and being woken.
-			runtime.Gosched()
+		if spins < followerYields {
+			// A round is usually done within a microsecond or two. The
+			// leader is most often another committer of this processor,
+			// which must run for the round to end: yield to it through
+			// this processor's run queue.
+			yield()
 			continue
 		}
 		// Announce the sleep before checking; a leader publishes its
 		// results and frees its slot before checking sleepers, so one of
 		// the two sees the other and no wake-up is lost.
-		j.condMu.Lock()
-		j.sleepers.Add(1)
-		for !tx.persisted.Load() && (tx.taken.Load() || j.inflight.Load() >= j.maxRounds) {
-			j.cond.Wait()
+		sh.condMu.Lock()
+		sh.sleepers.Add(1)
+		for !tx.persisted.Load() && (tx.taken.Load() || sh.inflight.Load() >= j.maxRounds) {
+			sh.cond.Wait()
 		}
-		j.sleepers.Add(-1)
-		j.condMu.Unlock()
+		sh.sleepers.Add(-1)
+		sh.condMu.Unlock()
 	}
 }
 
 // joinYields bounds how many times a coalescing leader yields the processor
-// for open redo transactions to join its group (see leadRound). Measured on
-// two cores with four committers (docs/PMEM.md): without it fences per
-// transaction ranged 0.6-1.004 depending on scheduling; one yield gave
-// 0.37-0.60, and more yields only cost throughput.
+// for open redo transactions of its shard to join its group (see
+// leadRound). Measured on two cores with four committers (docs/PMEM.md):
+// without it fences per transaction ranged 0.6-1.004 depending on
+// scheduling; one yield gave 0.37-0.60, and more yields only cost
+// throughput.
 const joinYields = 1
 
-// takeSlot claims one of the maxRounds round slots if one is free.
-func (j *Journals) takeSlot() bool {
+// takeSlot claims one of the shard's round slots if one is free.
+func (j *Journals) takeSlot(sh *shard) bool {
 	for {
-		n := j.inflight.Load()
+		n := sh.inflight.Load()
 		if n >= j.maxRounds {
 			return false
 		}
-		if j.inflight.CompareAndSwap(n, n+1) {
+		if sh.inflight.CompareAndSwap(n, n+1) {
 			return true
 		}
 	}
 }
 
-// leadRound persists every pending journal with one fence; the caller holds
-// a round slot, which leadRound frees. With gather it first lets the group
-// grow for up to MaxWait.
-func (j *Journals) leadRound(gather bool) {
+// leadRound seals and persists every pending journal of the shard with one
+// fence; the caller holds a round slot of the shard, which leadRound
+// frees. With gather it first lets the group grow for up to MaxWait.
+func (j *Journals) leadRound(sh *shard, gather bool) {
 	if gather && j.opts.MaxWait > 0 {
-		j.gather()
+		j.gather(sh)
 	}
 	if gather {
 		// Redo transactions that are open but not yet pending are
@@ -744,11 +878,11 @@ func (j *Journals) leadRound(gather bool) {
 		// it a leader that runs on persists alone, round after round, and
 		// coalescing never happens. A transaction left open for long
 		// costs each round one yield, nothing more.
-		for k := 0; k < joinYields && j.npending.Load() < j.open.Load(); k++ {
-			runtime.Gosched()
+		for k := 0; k < joinYields && sh.npending.Load() < sh.open.Load(); k++ {
+			yield()
 		}
 	}
-	g := j.pending.Swap(nil)
+	g := sh.pending.Swap(nil)
 	var n int32
 	for tx := g; tx != nil; tx = tx.pnext {
 		tx.taken.Store(true)
@@ -756,8 +890,26 @@ func (j *Journals) leadRound(gather bool) {
 	}
 	var err error
 	if g != nil {
-		j.npending.Add(-n)
-		err = j.persist(g)
+		sh.npending.Add(-n)
+		// Ids in stack order: a chain pushed at once (CommitAll) keeps
+		// its argument order.
+		id := j.nextID.Add(uint64(n)) - uint64(n)
+		for tx := g; tx != nil; tx = tx.pnext {
+			j.seal(tx, id)
+			id++
+		}
+		err = j.persist(sh, g)
+	}
+	if err == nil {
+		// The leader applies the group itself: a committer that is
+		// descheduled after its round (four committers on two
+		// processors, say) would otherwise hold an id that is durable
+		// but not applied, and the watermark, and with it the recycling
+		// of every later journal, would wait for it to run again.
+		for tx := g; tx != nil; tx = tx.pnext {
+			tx.apply()
+			j.retire(sh, tx)
+		}
 	}
 	for tx := g; tx != nil; {
 		// Once persisted is set the committer may return and reuse its
@@ -767,47 +919,50 @@ func (j *Journals) leadRound(gather bool) {
 		tx.persisted.Store(true)
 		tx = next
 	}
-	j.inflight.Add(-1)
-	if j.sleepers.Load() > 0 {
-		j.condMu.Lock()
-		j.cond.Broadcast()
-		j.condMu.Unlock()
+	sh.inflight.Add(-1)
+	if sh.sleepers.Load() > 0 {
+		sh.condMu.Lock()
+		sh.cond.Broadcast()
+		sh.condMu.Unlock()
 	}
 }
 
-// gather lets the pending group grow for up to MaxWait, or until GroupSize
-// commits are pending. It yields the processor in a loop rather than sleep
-// on a timer: a timer's wake-up costs tens of microseconds, far more than
-// the fence it is meant to share, and yielding is what lets the other
-// committers run and join on a machine with few cores.
-func (j *Journals) gather() {
+// gather lets the shard's pending group grow for up to MaxWait, or until
+// GroupSize commits are pending. It yields the processor in a loop rather
+// than sleep on a timer: a timer's wake-up costs tens of microseconds, far
+// more than the fence it is meant to share, and yielding is what lets the
+// other committers run and join on a machine with few cores.
+func (j *Journals) gather(sh *shard) {
 	deadline := time.Now().Add(j.opts.MaxWait)
 	for {
-		n := int(j.npending.Load())
+		n := int(sh.npending.Load())
 		if (j.opts.GroupSize > 0 && n >= j.opts.GroupSize) || time.Now().After(deadline) {
 			return
 		}
-		runtime.Gosched()
+		yield()
 	}
 }
 
-// seal assigns the next commit id and writes the redo header. Ids need not
+// seal gives tx the commit id id and writes its redo header. Ids need not
 // follow the order in which groups persist: a transaction's effects are
 // applied only after its own round, so none depends on a transaction that
 // is not yet durable, and recovery replays whatever is durable in id order.
-func (j *Journals) seal(tx *Tx) {
-	tx.id = j.nextID.Add(1) - 1
+// Transactions the caller orders (one commits before the other begins)
+// get ascending ids, since the later one is sealed after the earlier one's
+// round.
+func (j *Journals) seal(tx *Tx, id uint64) {
+	tx.id = id
 	Header{State: StateRedo, ID: tx.id, Count: tx.count, Used: uint32(tx.used), BodyCRC: tx.bodyCRC}.encode(tx.jb)
 }
 
 // retire records a redo transaction whose homes have been written (not
 // flushed); the next persist round flushes them, and parks its journal until
 // the watermark passes its id.
-func (j *Journals) retire(tx *Tx) {
+func (j *Journals) retire(sh *shard, tx *Tx) {
 	a := &j.recs[tx.idx]
 	a.id, a.idx, a.homes = tx.id, tx.idx, append(a.homes[:0], tx.homes...)
-	j.pushApplied(a)
+	sh.pushApplied(a)
 }
 
 // release returns a journal that holds nothing recovery would act on.
-func (j *Journals) release(idx int) { j.putFree(idx) }
+func (j *Journals) release(tx *Tx) { j.putFree(tx.sh, tx.idx) }

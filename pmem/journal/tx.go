@@ -39,6 +39,7 @@ func (m Mode) String() string {
 // one goroutine; it implements pmem.TxWriter.
 type Tx struct {
 	j       *Journals
+	sh      *shard // the shard of the processor Begin ran on
 	idx     int
 	base    uint64
 	jb      []byte
@@ -55,7 +56,7 @@ type Tx struct {
 	done    bool
 
 	pnext      *Tx         // next commit on the pending stack / in the group
-	open       bool        // counted in Journals.open
+	open       bool        // counted in shard.open
 	taken      atomic.Bool // a round leader took the commit from the pending list
 	persisted  atomic.Bool // set by the round leader once the commit is durable
 	persistErr error       // the round's result, written before persisted is set
@@ -64,14 +65,14 @@ type Tx struct {
 var _ pmem.TxWriter = (*Tx)(nil)
 
 // reset makes tx a fresh transaction on journal idx, keeping its buffers.
-func (tx *Tx) reset(j *Journals, idx int, base uint64, jb []byte, mode Mode) {
+func (tx *Tx) reset(j *Journals, sh *shard, idx int, base uint64, jb []byte, mode Mode) {
 	homes, commit, abort := tx.homes[:0], tx.commit[:0], tx.abort[:0]
 	if cap(homes) == 0 {
 		homes = tx.homeBuf[:0]
 	}
 	clear(tx.commit)
 	clear(tx.abort)
-	*tx = Tx{j: j, idx: idx, base: base, jb: jb, mode: mode, homes: homes, commit: commit, abort: abort}
+	*tx = Tx{j: j, sh: sh, idx: idx, base: base, jb: jb, mode: mode, homes: homes, commit: commit, abort: abort}
 }
 
 // ID returns the transaction's commit id (redo, after Commit) or begin id
@@ -169,7 +170,7 @@ func (tx *Tx) Commit() error {
 	}
 	tx.done = true
 	if tx.count == 0 {
-		j.release(tx.idx)
+		j.release(tx)
 		tx.runCommit()
 		return nil
 	}
@@ -179,16 +180,14 @@ func (tx *Tx) Commit() error {
 		if err := j.commitRedo(tx); err != nil {
 			return err
 		}
-		tx.apply()
-		j.txs.Add(1)
+		tx.sh.txs.Add(1)
 		tx.runCommit()
-		j.retire(tx)
 		return nil
 	default:
 		if err := tx.finishUndo(); err != nil {
 			return err
 		}
-		j.txs.Add(1)
+		tx.sh.txs.Add(1)
 		tx.runCommit()
 		return nil
 	}
@@ -203,7 +202,8 @@ func (tx *Tx) prepareRedo() {
 
 // apply copies the redo entries to their homes. It does not flush them: the
 // next persist round flushes the homes of every applied transaction it pops,
-// on the goroutine that then fences (see Journals.persist).
+// on the goroutine that then fences (see Journals.persist). A coalesced
+// transaction is applied by the leader of its round.
 func (tx *Tx) apply() {
 	mem := tx.j.p.Mem()
 	pos := HeaderSize
@@ -243,7 +243,7 @@ func (tx *Tx) finishUndo() error {
 		j.failed.Store(true)
 		return fmt.Errorf("%w: %v", ErrFailed, err)
 	}
-	j.release(tx.idx)
+	j.release(tx)
 	return nil
 }
 
@@ -251,7 +251,7 @@ func (tx *Tx) finishUndo() error {
 func (tx *Tx) close() {
 	if tx.open {
 		tx.open = false
-		tx.j.open.Add(-1)
+		tx.sh.open.Add(-1)
 	}
 }
 
@@ -275,7 +275,7 @@ func (tx *Tx) Abort() error {
 	if tx.mode == Undo && tx.count > 0 {
 		err = tx.rollback()
 	} else {
-		j.release(tx.idx)
+		j.release(tx)
 	}
 	for _, fn := range tx.abort {
 		fn()
@@ -326,7 +326,7 @@ func (j *Journals) CommitAll(txs ...*Tx) error {
 	for _, tx := range txs {
 		tx.done = true
 		if tx.count == 0 {
-			j.release(tx.idx)
+			j.release(tx)
 			tx.runCommit()
 			continue
 		}
@@ -336,27 +336,25 @@ func (j *Journals) CommitAll(txs ...*Tx) error {
 	if len(g) == 0 {
 		return nil
 	}
-	// Seal in argument order and persist with one fence (when no other
-	// goroutine commits, the group is one round). A concurrent coalescing
-	// leader may take some of them into its round; they are then persisted
-	// by that round.
+	// Push as one chain, which the round's leader seals in argument order
+	// and persists with one fence (when no other goroutine commits, the
+	// group is one round). A concurrent coalescing leader of the shard may
+	// take the chain into its round; it is then persisted by that round.
+	sh := g[0].sh
 	for k, tx := range g {
-		j.seal(tx)
 		if k > 0 {
 			g[k-1].pnext = tx
 		}
 	}
-	j.pushPending(g[0], g[len(g)-1], int32(len(g)))
+	sh.pushPending(g[0], g[len(g)-1], int32(len(g)))
 	for _, tx := range g {
-		if err := j.await(tx, false); err != nil {
+		if err := j.await(sh, tx, false); err != nil {
 			return err
 		}
 	}
 	for _, tx := range g {
-		tx.apply()
-		j.txs.Add(1)
+		tx.sh.txs.Add(1)
 		tx.runCommit()
-		j.retire(tx)
 	}
 	return nil
 }
