@@ -1,6 +1,15 @@
 package main
 
-import "testing"
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/farmem/farmem/uffd"
+)
 
 // TestBenchTransparentFlags: the transparent-mode flags are added to the
 // bench command built by bench.go (this relies on init order by file name).
@@ -18,5 +27,55 @@ func TestBenchTransparentFlags(t *testing.T) {
 	pager, _, err := root.Find([]string{"pager"})
 	if err != nil || pager.Name() != "pager" {
 		t.Fatalf("no pager command: %v", err)
+	}
+}
+
+// TestBenchTransparentJSON runs a short transparent-mode bench (its own
+// pager child and embedded memnode) through the real main and checks the
+// transparent block of its JSON: the three reference measurements, the
+// ratio computed from them, and the dirty-tracking comparison.
+func TestBenchTransparentJSON(t *testing.T) {
+	if _, err := uffd.Probe(); err != nil {
+		t.Skipf("userfaultfd not available: %v", err)
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.json")
+	code, stdout, stderr := runFarmem(t, "bench", "--mode", "transparent", "--size", "4MiB", "--local", "25%",
+		"--duration", "1s", "--rtt-samples", "50", "--fault-samples", "50", "--no-progress", "--json", out)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
+	}
+	if !strings.Contains(stdout, "dirty tracking") {
+		t.Errorf("table has no dirty tracking line:\n%s", stdout)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res transparentResult
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	tr := res.Transparent
+	if tr.FaultSamples == 0 || tr.FaultP50US <= 0 || tr.BareUffdP50US <= 0 || tr.RawRTTP50US <= 0 {
+		t.Fatalf("reference measurements missing: %+v", tr)
+	}
+	if want := tr.FaultP50US / (tr.BareUffdP50US + tr.RawRTTP50US); math.Abs(tr.Ratio-want) > 1e-9*want {
+		t.Errorf("ratio %v, want fault_p50/(bare+rtt) = %v", tr.Ratio, want)
+	}
+	if e := res.Errors; e.LostPages+e.ChecksumMismatches+e.Other != 0 {
+		t.Errorf("errors: %+v", e)
+	}
+	dt := tr.DirtyTracking
+	if dt == nil {
+		t.Fatalf("no dirty_tracking block (error %q)", tr.DirtyTrackingError)
+	}
+	if dt.Pages != dirtyTrackingPages || dt.SyncWPStoreP50US <= 0 || dt.AsyncWPStoreP50US <= 0 || len(dt.Scan) == 0 {
+		t.Errorf("dirty_tracking incomplete: %+v", dt)
+	}
+	for _, c := range dt.Scan {
+		if c.PerCallP50US <= 0 || (c.WrittenPages > 0) != (c.PerWrittenPage > 0) {
+			t.Errorf("scan row %+v", c)
+		}
 	}
 }
