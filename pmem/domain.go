@@ -1,6 +1,6 @@
 package pmem
 
-import "sync/atomic"
+import "github.com/farmem/farmem/pmem/internal/sched"
 
 // CacheLine is the flush granularity assumed everywhere: 64 bytes on every
 // x86-64 part that has CLWB, and the unit at which the crash simulator tears.
@@ -40,11 +40,13 @@ type Domain interface {
 // between a flush and the fence that follows it: an atomic add is a locked
 // instruction, and on x86 a locked instruction waits for the core's
 // outstanding CLWBs as SFENCE does, so a count between them would cost a
-// second write-back wait.
+// second write-back wait. They are striped per processor: commit rounds
+// fence on every core at once, and one shared counter line passed between
+// the cores cost 3-7% of a four-committer benchmark (docs/PMEM.md).
 type counting struct {
 	d       Domain
-	fences  atomic.Uint64
-	flushes atomic.Uint64
+	fences  sched.Counter
+	flushes sched.Counter
 }
 
 func (c *counting) Flush(off, n int) {

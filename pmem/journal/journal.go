@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/farmem/farmem/pmem"
+	"github.com/farmem/farmem/pmem/internal/sched"
 )
 
 // Options configure the journals of an opened pool.
@@ -81,7 +82,7 @@ type Journals struct {
 	// flushMu guards the in-flight bookkeeping below, which only the start
 	// and the end of persist rounds touch; a round does not hold it across
 	// its flushes and fence, so rounds of different shards fence at once.
-	flushMu  spinMutex
+	flushMu  sched.SpinMutex
 	wWritten uint64              // watermark value last made durable
 	wWord    uint64              // watermark value in the word (flushed, maybe not yet fenced)
 	durRing  [durRingSize]bool   // durable ids in (wMem, wMem+durRingSize], by id % durRingSize
@@ -96,7 +97,7 @@ type Journals struct {
 	failed atomic.Bool
 	closed atomic.Bool
 
-	groups, rounds atomic.Uint64
+	groups, rounds sched.Counter
 }
 
 // shard is one commit group: its pending stack and leader slot, its
@@ -142,7 +143,7 @@ type shardState struct {
 
 	// The free list: a stack of journal indices under its own mutex (a
 	// channel costs two runtime locks per transaction).
-	freeMu spinMutex
+	freeMu sched.SpinMutex
 	free   []int
 }
 
@@ -386,7 +387,7 @@ func (j *Journals) shardHere() *shard {
 	if len(j.shards) == 1 {
 		return &j.shards[0]
 	}
-	return &j.shards[procID()%len(j.shards)]
+	return &j.shards[sched.ProcID()%len(j.shards)]
 }
 
 // pop pops a free journal of the shard, if any.
@@ -475,7 +476,7 @@ func (j *Journals) takeJournal(sh *shard) (int, error) {
 		if i, ok := j.tryTake(sh); ok {
 			return i, nil
 		}
-		yield()
+		sched.Yield()
 	}
 	t := time.NewTimer(j.opts.BeginTimeout)
 	defer t.Stop()
@@ -825,7 +826,7 @@ func (j *Journals) await(sh *shard, tx *Tx, gather bool) error {
 			// leader is most often another committer of this processor,
 			// which must run for the round to end: yield to it through
 			// this processor's run queue.
-			yield()
+			sched.Yield()
 			continue
 		}
 		// Announce the sleep before checking; a leader publishes its
@@ -879,7 +880,7 @@ func (j *Journals) leadRound(sh *shard, gather bool) {
 		// coalescing never happens. A transaction left open for long
 		// costs each round one yield, nothing more.
 		for k := 0; k < joinYields && sh.npending.Load() < sh.open.Load(); k++ {
-			yield()
+			sched.Yield()
 		}
 	}
 	g := sh.pending.Swap(nil)
@@ -939,7 +940,7 @@ func (j *Journals) gather(sh *shard) {
 		if (j.opts.GroupSize > 0 && n >= j.opts.GroupSize) || time.Now().After(deadline) {
 			return
 		}
-		yield()
+		sched.Yield()
 	}
 }
 

@@ -38,6 +38,7 @@ type Config struct {
 	KeysPerWorker int
 	MaxWait       time.Duration
 	Rounds        int // journal.Options.Rounds (0: its default)
+	Shards        int // journal.Options.Shards (0: its default)
 	Journals      uint32
 	JournalSize   uint32
 	Seed          uint64
@@ -176,7 +177,7 @@ func Run(c Config) ([]Row, error) {
 }
 
 func runRow(p *pmem.Pool, c Config, slotOff func(int) uint64, workers, vbytes int, co bool) (Row, error) {
-	j, _, err := journal.Open(p, journal.Options{Coalesce: co, MaxWait: c.MaxWait, GroupSize: workers, BeginTimeout: 5 * time.Second, Rounds: c.Rounds})
+	j, _, err := journal.Open(p, journal.Options{Coalesce: co, MaxWait: c.MaxWait, GroupSize: workers, BeginTimeout: 5 * time.Second, Rounds: c.Rounds, Shards: c.Shards})
 	if err != nil {
 		return Row{}, err
 	}
