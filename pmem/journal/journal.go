@@ -468,10 +468,8 @@ func (j *Journals) takeJournal(sh *shard) (int, error) {
 	// last tens of microseconds at full speed, so this is the common
 	// case of running out, and a sleep here idled whole processors.
 	for k := 0; k < slowYields; k++ {
-		if !j.idle() {
-			if err := j.Sync(); err != nil {
-				return 0, err
-			}
+		if err := j.syncUseful(); err != nil {
+			return 0, err
 		}
 		if i, ok := j.tryTake(sh); ok {
 			return i, nil
@@ -497,10 +495,8 @@ func (j *Journals) takeJournal(sh *shard) (int, error) {
 			return 0, fmt.Errorf("%w (%v, %d journals)", ErrNoFreeJournal, j.opts.BeginTimeout, j.h.Journals)
 		case <-time.After(5 * time.Millisecond):
 			// Retire journals that the committers left behind meanwhile.
-			if !j.idle() {
-				if err := j.Sync(); err != nil {
-					return 0, err
-				}
+			if err := j.syncUseful(); err != nil {
+				return 0, err
 			}
 		}
 	}
@@ -733,6 +729,21 @@ func (j *Journals) syncThrough(target uint64) error {
 	}
 }
 
+// syncUseful runs Sync if a persist round could free a journal now: some
+// applied homes wait for a flush, or the watermark can pass retiring
+// journals. Otherwise the watermark waits for a transaction that is not
+// yet applied, and a round would only cost a fence (under load, Begins
+// that ran out of journals fenced more than the commits did).
+func (j *Journals) syncUseful() error {
+	j.flushMu.Lock()
+	useful := j.anyApplied() || (len(j.retiring) > 0 && j.wMem > j.wWritten)
+	j.flushMu.Unlock()
+	if !useful {
+		return nil
+	}
+	return j.Sync()
+}
+
 // anyApplied reports whether some shard has applied ids waiting for a
 // round.
 func (j *Journals) anyApplied() bool {
@@ -789,8 +800,12 @@ func (j *Journals) commitRedo(tx *Tx) error {
 		j.retire(tx.sh, tx)
 		return nil
 	}
-	tx.sh.pushPending(tx, tx, 1)
-	return j.await(tx.sh, tx, true)
+	// The group is that of the processor the commit runs on now: the
+	// committers that share it with this one are the ones a yield lets
+	// join.
+	sh := j.shardHere()
+	sh.pushPending(tx, tx, 1)
+	return j.await(sh, tx, true)
 }
 
 // pushPending pushes the chain first..last (linked through pnext) of n
@@ -850,6 +865,19 @@ func (j *Journals) await(sh *shard, tx *Tx, gather bool) error {
 // throughput.
 const joinYields = 1
 
+// joinable reports whether some coalescing redo transaction is open but
+// not pending: one that a yield may let join. The counts are summed over
+// the shards, since a transaction may begin on one processor and commit
+// on another.
+func (j *Journals) joinable() bool {
+	var open, pending int32
+	for k := range j.shards {
+		open += j.shards[k].open.Load()
+		pending += j.shards[k].npending.Load()
+	}
+	return pending < open
+}
+
 // takeSlot claims one of the shard's round slots if one is free.
 func (j *Journals) takeSlot(sh *shard) bool {
 	for {
@@ -879,7 +907,7 @@ func (j *Journals) leadRound(sh *shard, gather bool) {
 		// it a leader that runs on persists alone, round after round, and
 		// coalescing never happens. A transaction left open for long
 		// costs each round one yield, nothing more.
-		for k := 0; k < joinYields && sh.npending.Load() < sh.open.Load(); k++ {
+		for k := 0; k < joinYields && j.joinable(); k++ {
 			sched.Yield()
 		}
 	}
