@@ -84,6 +84,17 @@
 // says whether the copy needs writing back. The tests in
 // wpasync_linux_test.go pin each of these facts down.
 //
+// The pin fence holds only for order-0 pages: when the victim is part of a
+// large folio (shmem THP), the punch zeroes it in place and the split
+// fails while the pipe holds it, so the pipe reads zeros and the memfd
+// keeps the page (TestEvictPinLargeFolio, on a huge=always tmpfs; memfds
+// here get none: shmem_enabled is "never"). Never pin a hole: vmsplice
+// faults it in through the pager's mapping, allocating a zeroed page in
+// the memfd, and the application then reads zeros without a fault
+// (TestVmspliceHoleAllocates). A pipe holds one page per buffer slot:
+// size it with F_SETPIPE_SZ; past /proc/sys/fs/pipe-max-size (1 MiB, 256
+// pages, here) it needs CAP_SYS_RESOURCE, which root lacks here.
+//
 // # Errors the kernel returns, and what they mean
 //
 // Copy, ZeroPage and Continue handle the answers Firecracker's and e2b's
@@ -115,6 +126,25 @@
 // that calls either must call MaybeRunHelper first thing in main.
 // docs/TRANSPARENT.md has the figures measured on these machines and the
 // commands.
+//
+// MeasureEviction (BenchmarkEviction) times the eviction of a batch of
+// pages both ways, the application in a helper process: the sync fence
+// (UFFDIO_WRITEPROTECT per dirty run, copy out, PUNCH_HOLE per run)
+// against the pinned eviction (one vmsplice, PUNCH_HOLE per run, read the
+// pipe, one PAGEMAP_SCAN). Measured on these machines (2026-11-26, 3 runs
+// of 1000 rounds, load 1.8-2.7), in µs per page, p50: for dirty pages in
+// runs of 32 to 256, 1.4-2.0 fenced against 1.7-2.9 pinned; scattered
+// dirty pages, 6.3-7.5 against 5.1-6.9 (one WRITEPROTECT per page
+// saved); single pages 7.0-10.7 against 9.2-29; clean pages always cost
+// more pinned (adjacent 0.6-0.8 against 1.5-2.1), which must vmsplice and
+// read what the fence does not copy at all. PUNCH_HOLE dominates both
+// (3.5-4.8 µs for a one-page call, 0.6-0.9 per page in runs of 32 or
+// more): batching adjacent pages matters more than the choice of fence.
+// Excluding the write-back, eviction costs about the same both ways; what
+// WP_ASYNC gains is on the write side (0.8 µs per first store instead of
+// 7-8). shared/notes/userfaultfd.md has the table. Its helper process is
+// dispatched from this package's init (HelperEnv=evict-app), not from
+// MaybeRunHelper.
 //
 // # Platforms
 //
