@@ -138,7 +138,7 @@
 // saved); single pages 7.0-10.7 against 9.2-29; clean pages always cost
 // more pinned (adjacent 0.6-0.8 against 1.5-2.1), which must vmsplice and
 // read what the fence does not copy at all. PUNCH_HOLE dominates both
-// (3.5-4.8 µs for a one-page call, 0.6-0.9 per page in runs of 32 or
+// (3.5-6.4 µs for a one-page call, 0.6-1.3 per page in runs of 32 or
 // more): batching adjacent pages matters more than the choice of fence.
 // Excluding the write-back, eviction costs about the same both ways; what
 // WP_ASYNC gains is on the write side (0.8 µs per first store instead of
