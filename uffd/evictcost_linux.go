@@ -46,17 +46,6 @@ const evictCmdWrite = 'w'
 // fails instead of hanging. It is not a timing assertion.
 const evictGuard = 20 * time.Second
 
-func init() {
-	if os.Getenv(HelperEnv) != helperEvictApp {
-		return
-	}
-	if err := runEvictApp(); err != nil {
-		fmt.Fprintf(os.Stderr, "uffd evict app: %v\n", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
-
 // runEvictApp is the application: it maps the memfd it was given,
 // registers the mapping (missing and write-protect) on a userfaultfd it
 // creates with the features asked for, sends the userfaultfd and the

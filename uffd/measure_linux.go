@@ -33,7 +33,7 @@ const (
 
 // MaybeRunHelper runs a helper process and exits if this process was started
 // as one (HelperEnv is set); otherwise it returns at once. A binary that
-// calls MeasureBareFault or MeasureDirtyTracking must call it first thing in
+// calls MeasureBareFault, MeasureDirtyTracking or MeasureEviction must call it first thing in
 // main (and a test binary in TestMain), because the helper is the same
 // binary re-executed: a userfaultfd handler must live in another process
 // than the faulting Go code.
@@ -41,10 +41,13 @@ func MaybeRunHelper() {
 	switch v := os.Getenv(HelperEnv); v {
 	case "":
 		return
-	case helperBareFault, helperWPFault:
+	case helperBareFault, helperWPFault, helperEvictApp:
 		run := runBareHandler
-		if v == helperWPFault {
+		switch v {
+		case helperWPFault:
 			run = runWPHandler
+		case helperEvictApp:
+			run = runEvictApp
 		}
 		if err := run(); err != nil {
 			fmt.Fprintf(os.Stderr, "uffd helper: %v\n", err)
