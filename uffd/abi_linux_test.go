@@ -100,37 +100,7 @@ int main(void) {
 // <linux/userfaultfd.h> and compares every hand-made size, offset and
 // constant with the kernel's. It skips when gcc or the header is missing.
 func TestABIAgainstHeader(t *testing.T) {
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("gcc not found: cannot check the hand-made ABI against <linux/userfaultfd.h>")
-	}
-	if _, err := os.Stat("/usr/include/linux/userfaultfd.h"); err != nil {
-		t.Skip("/usr/include/linux/userfaultfd.h missing (install linux-libc-dev): cannot check the ABI")
-	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "abi.c")
-	bin := filepath.Join(dir, "abi")
-	if err := os.WriteFile(src, []byte(abiProbe), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(gcc, "-o", bin, src).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	out, err := exec.Command(bin).Output()
-	if err != nil {
-		t.Fatalf("run probe: %v", err)
-	}
-	kernel := map[string]uint64{}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		line := sc.Text()
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseUint(line[i+1:], 10, 64)
-		if err != nil {
-			t.Fatalf("bad probe line %q", line)
-		}
-		kernel[line[:i]] = v
-	}
+	kernel := runProbe(t, "/usr/include/linux/userfaultfd.h", abiProbe)
 	var m Msg
 	var c uffdioCopy
 	var z uffdioZeropage
