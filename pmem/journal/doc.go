@@ -25,7 +25,8 @@
 // # Commit ids, watermark and recovery
 //
 // Commit ids ascend globally; a redo journal takes the next one with an
-// atomic add when it is sealed. A redo journal stays on the in-flight list after it is
+// atomic add when it is sealed (a coalesced group's leader takes the ids
+// of its whole group with one add). A redo journal stays on the in-flight list after it is
 // applied, until the pool's watermark W — a single 8-byte word meaning
 // "every transaction with id <= W has its home writes durable" — passes its
 // id; only then does it return to the free list. The watermark written by a
@@ -43,13 +44,23 @@
 // # Commit coalescing
 //
 // With Options.Coalesce, commits follow the group-commit scheme of database
-// write-ahead logs: a committer seals its journal header with the next id
-// and pushes it on a lock-free pending stack; a committer that gets a round
-// slot (Options.Rounds, default 1) is the leader: it takes the whole stack
-// and persists it with one fence. Followers yield briefly, then sleep until
-// the round ends. Options.MaxWait lets a leader wait for the group to grow;
-// with zero, groups form while the previous round's fence is in flight, and
-// a leader yields once while open redo transactions have not joined.
+// write-ahead logs, with one group per processor (Options.Shards, default
+// GOMAXPROCS): a committer pushes its transaction on the lock-free pending
+// stack of the shard of the processor it runs on; a committer that gets
+// one of that shard's round slots (Options.Rounds, default 1) is the
+// leader: it takes the whole stack, seals every journal of it (one atomic
+// add for all their ids), persists them with one fence, and applies them
+// to their homes. Followers yield through their processor's run queue,
+// then sleep until the round ends. So each core's committers form their
+// own groups, and the cores' leaders fence in parallel. Options.MaxWait
+// lets a leader wait for the group to grow; with zero, groups form while
+// the previous round's fence is in flight, and a leader yields once while
+// open redo transactions have not joined.
+//
+// The leader applies its group rather than each committer after its
+// wake-up: a committer descheduled between its round and its apply would
+// hold an id that the watermark, and with it the recycling of every later
+// journal, must wait for.
 //
 // # Who flushes
 //
