@@ -40,6 +40,15 @@ type Config struct {
 	// is refused (attach.ErrUnknownRegion) before the application is told
 	// Ready.
 	Recoverable bool
+	// Meta, if set, is the persistent region table (OpenMeta): the pager
+	// records each new region in it, sets the bits of each eviction batch's
+	// written-back pages in one transaction after the write-back and before
+	// the punch, and removes the record when the application detaches
+	// (not on Close). A restarted pager given the same table then knows
+	// which absent pages the far tier must hold: one it lost is
+	// ErrLostPage, never zeros. It needs Recoverable. The caller closes it
+	// after the pager.
+	Meta *Meta
 	// Workers is the size of the fault worker pool shared by all regions
 	// (each region's event reader also serves faults itself); 0 means
 	// DefaultWorkers.
@@ -77,6 +86,9 @@ func (c *Config) normalize() (pageSize int, err error) {
 	pageSize = os.Getpagesize()
 	if c.NewStore == nil {
 		return 0, fmt.Errorf("%w: no store factory", ErrConfig)
+	}
+	if c.Meta != nil && !c.Recoverable {
+		return 0, fmt.Errorf("%w: a metadata pool needs a far tier that outlives the pager (Recoverable)", ErrConfig)
 	}
 	if c.Local/int64(pageSize) < MinLocalPages {
 		return 0, fmt.Errorf("%w: local budget %d bytes holds fewer than %d pages", ErrConfig, c.Local, MinLocalPages)
@@ -163,4 +175,16 @@ type Stats struct {
 	Sampled      uint64  `json:"sampled"`
 	HintFaults   uint64  `json:"hint_faults"`
 	StagedDrops  uint64  `json:"staged_drops"`
+	// EvictBatches counts eviction batches that punched pages, and EvictNS
+	// their total time from victim selection to the end of the punch.
+	EvictBatches uint64 `json:"evict_batches"`
+	EvictNS      uint64 `json:"evict_ns"`
+	// MetaTxs counts the transactions that set eviction batches' bits in
+	// the metadata pool (Config.Meta; at most one per batch), and MetaNS
+	// their total time.
+	MetaTxs uint64 `json:"meta_txs"`
+	MetaNS  uint64 `json:"meta_ns"`
+	// LostPageErrors counts fetches that failed with ErrLostPage: the far
+	// tier lacks a page the pager knows it wrote there (the fault waits).
+	LostPageErrors uint64 `json:"lost_page_errors"`
 }

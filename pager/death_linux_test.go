@@ -29,6 +29,7 @@ const (
 	envPrefix = "FARMEM_PAGER_TEST_PREFIX"
 	envLocal  = "FARMEM_PAGER_TEST_LOCAL"
 	envBackup = "FARMEM_PAGER_TEST_BACKUP"
+	envMeta   = "FARMEM_PAGER_TEST_META"
 )
 
 // childPager runs a pager over memnodes on the socket named in the
@@ -41,10 +42,20 @@ func childPager() error {
 	if b := os.Getenv(envBackup); b != "" {
 		far = pager.ResilientStores(nodes, nil, os.Getenv(envPrefix), ps, b)
 	}
+	var meta *pager.Meta
+	if path := os.Getenv(envMeta); path != "" {
+		m, err := pager.OpenMeta(path, pager.MetaOptions{Namespace: os.Getenv(envPrefix), Size: 4 << 20})
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		meta = m
+	}
 	p, err := pager.New(pager.Config{
 		Local:       local,
 		NewStore:    far,
 		Recoverable: true,
+		Meta:        meta,
 		Logf:        func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) },
 	})
 	if err != nil {

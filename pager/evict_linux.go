@@ -5,6 +5,7 @@ package pager
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/farmem/farmem/store"
@@ -16,6 +17,7 @@ type evictor struct {
 	victims []victim
 	buf     []byte
 	call    store.Call
+	written []int // pages written back by the batch, for Config.Meta
 }
 
 type victim struct {
@@ -27,7 +29,7 @@ type victim struct {
 func (p *Pager) newEvictor() *evictor {
 	b := p.cfg.ReclaimBatch
 	return &evictor{
-		victims: make([]victim, 0, b), buf: make([]byte, b*p.pageSize),
+		victims: make([]victim, 0, b), buf: make([]byte, b*p.pageSize), written: make([]int, 0, b),
 		call: store.Call{Op: store.OpWrite, Pages: make([]store.Page, 0, b), Done: make(chan *store.Call, 1)},
 	}
 }
@@ -42,14 +44,20 @@ func (p *Pager) newEvictor() *evictor {
 //     absent); clean pages are protected already;
 //  3. copy the dirty pages out through the pager's view and write them to
 //     the far tier in one store call;
-//  4. punch them out of the memfd (FALLOC_FL_PUNCH_HOLE): the next access
+//  4. with Config.Meta, set their bits "written to the far tier" in one
+//     transaction of the metadata pool, durable when it returns;
+//  5. punch them out of the memfd (FALLOC_FL_PUNCH_HOLE): the next access
 //     faults as missing;
-//  5. mark them absent, and wake waiters.
+//  6. mark them absent, and wake waiters.
 //
-// A failed write-back leaves the pages resident and dirty (protected; the
-// next write unprotects them as usual): nothing is punched before it is
-// durable in the far tier.
+// A failed write-back (or bit transaction) leaves the pages resident and
+// dirty (protected; the next write unprotects them as usual): nothing is
+// punched before it is durable in the far tier and, with Meta, recorded
+// there. So a pager crash at any point leaves each page resident in the
+// memfd, or recorded as in the far tier (or clean: its bit was set when it
+// was written back earlier, or it is zero).
 func (r *region) evictBatch(ev *evictor) (int, error) {
+	t0 := time.Now()
 	r.mu.Lock()
 	if r.stopping.Load() {
 		r.mu.Unlock()
@@ -93,6 +101,10 @@ func (r *region) evictBatch(ev *evictor) (int, error) {
 		r.restore(ev)
 		return 0, err
 	}
+	if err := r.recordWritten(ev); err != nil {
+		r.restore(ev)
+		return 0, err
+	}
 	for i := 0; i < len(ev.victims); {
 		j := i + 1
 		for j < len(ev.victims) && ev.victims[j].pg == ev.victims[j-1].pg+1 {
@@ -120,7 +132,39 @@ func (r *region) evictBatch(ev *evictor) (int, error) {
 	r.mu.Unlock()
 	c := &r.p.stats
 	c.evictions.Add(uint64(len(ev.victims)))
+	c.evictBatches.Add(1)
+	c.evictNS.Add(uint64(time.Since(t0)))
 	return len(ev.victims), nil
+}
+
+// recordWritten sets, in Config.Meta, the bits of the victims just written
+// back: one transaction for the whole batch (none if there is no record,
+// no dirty victim, or every bit is set already).
+func (r *region) recordWritten(ev *evictor) error {
+	if r.meta == nil {
+		return nil
+	}
+	ev.written = ev.written[:0]
+	for _, vc := range ev.victims {
+		if vc.dirty {
+			ev.written = append(ev.written, vc.pg)
+		}
+	}
+	if len(ev.written) == 0 {
+		return nil
+	}
+	slices.Sort(ev.written) // the CLOCK hand may have wrapped
+	t := time.Now()
+	committed, err := r.p.cfg.Meta.setBits(r.meta, ev.written)
+	if committed {
+		c := &r.p.stats
+		c.metaTxs.Add(1)
+		c.metaNS.Add(uint64(time.Since(t)))
+	}
+	if err != nil {
+		return fmt.Errorf("recording %d written-back pages in the metadata pool: %w", len(ev.written), err)
+	}
+	return nil
 }
 
 // writeBack protects the dirty victims and writes them to the far tier.

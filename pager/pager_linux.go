@@ -53,6 +53,7 @@ type counters struct {
 	wpFaults, spurious, evictions, writeBacks, writeBackCalls, reserveWaits atomic.Uint64
 	fetchErrors, writeBackErrors, recovered, serviceNS                      atomic.Uint64
 	sampled, hintFaults, stagedDrops                                        atomic.Uint64
+	evictBatches, evictNS, metaTxs, metaNS, lostPages                       atomic.Uint64
 }
 
 type task struct {
@@ -95,7 +96,10 @@ func (p *Pager) PageSize() int { return p.pageSize }
 
 // AttachConfig returns an attach.Config whose Admit gives new regions
 // random ids (so that the far-tier namespaces of successive pagers do not
-// collide) and refuses a re-attach of a region already attached here.
+// collide) and refuses a re-attach of a region already attached here. With
+// Config.Meta it also refuses a new region the table has no room for
+// (ErrMetaFull) and a re-attach that disagrees with the region's record
+// (ErrMetaMismatch).
 // Serve fills it in when it creates the listener itself.
 func (p *Pager) AttachConfig() attach.Config {
 	return attach.Config{
@@ -112,14 +116,25 @@ func (p *Pager) AttachConfig() attach.Config {
 				if busy {
 					return 0, fmt.Errorf("%w: region %d is attached", attach.ErrDenied, req.RegionID)
 				}
+				if m := p.cfg.Meta; m != nil {
+					if err := m.check(req.RegionID, req.Size, req.PageSize); err != nil {
+						return 0, fmt.Errorf("%w: %w: %w", attach.ErrUnknownRegion, ErrNotRecoverable, err)
+					}
+				}
 				return req.RegionID, nil
+			}
+			if m := p.cfg.Meta; m != nil {
+				if err := m.room(req.Size, max(req.PageSize, p.pageSize)); err != nil {
+					return 0, fmt.Errorf("%w: %w", attach.ErrDenied, err)
+				}
 			}
 			for {
 				var b [8]byte
 				if _, err := rand.Read(b[:]); err != nil {
 					return 0, err
 				}
-				if id := binary.LittleEndian.Uint64(b[:]) >> 1; id != 0 {
+				id := binary.LittleEndian.Uint64(b[:]) >> 1
+				if id != 0 && (p.cfg.Meta == nil || !p.cfg.Meta.has(id)) {
 					return id, nil
 				}
 			}
@@ -168,6 +183,10 @@ func (p *Pager) Adopt(a *attach.Attachment) error {
 		return fmt.Errorf("opening the far tier: %w", err)
 	}
 	r := newRegion(p, a, st)
+	if err := r.openMeta(); err != nil {
+		st.Close()
+		return err
+	}
 	if a.Reattached {
 		if err := r.recoverResidency(); err != nil {
 			st.Close()
@@ -178,11 +197,13 @@ func (p *Pager) Adopt(a *attach.Attachment) error {
 	if p.closed {
 		p.mu.Unlock()
 		st.Close()
+		r.dropMeta(a.Reattached) // a new region's record goes
 		return ErrClosed
 	}
 	if _, dup := p.regions[a.RegionID]; dup {
 		p.mu.Unlock()
 		st.Close()
+		// Another attachment serves this id: never touch its record.
 		return fmt.Errorf("%w: region %d is attached already", attach.ErrDenied, a.RegionID)
 	}
 	p.regions[a.RegionID] = r
@@ -242,6 +263,9 @@ func (p *Pager) detach(r *region, free bool) {
 			p.logf("pager: region %d: removing its backup: %v", r.id, err)
 		}
 	}
+	if free {
+		r.dropMeta(false) // the application is gone: so is its record
+	}
 	if err := r.a.Close(); err != nil {
 		p.logf("pager: region %d: close: %v", r.id, err)
 	}
@@ -288,6 +312,8 @@ func (p *Pager) Stats() Stats {
 	s.FetchErrors, s.WriteBackErrors, s.RecoveredRegions = c.fetchErrors.Load(), c.writeBackErrors.Load(), c.recovered.Load()
 	s.FaultServiceNS = c.serviceNS.Load()
 	s.Sampled, s.HintFaults, s.StagedDrops = c.sampled.Load(), c.hintFaults.Load(), c.stagedDrops.Load()
+	s.EvictBatches, s.EvictNS = c.evictBatches.Load(), c.evictNS.Load()
+	s.MetaTxs, s.MetaNS, s.LostPageErrors = c.metaTxs.Load(), c.metaNS.Load(), c.lostPages.Load()
 	p.svcMu.Lock()
 	m := p.svc.Summary().Micros()
 	p.svcMu.Unlock()

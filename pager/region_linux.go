@@ -43,6 +43,7 @@ type region struct {
 	p    *Pager
 	a    *attach.Attachment
 	st   store.Store
+	meta *metaRegion // the region's record in Config.Meta; nil without one
 	id   uint64
 	ps   int
 	n    int // pages
@@ -82,15 +83,62 @@ func newRegion(p *Pager, a *attach.Attachment, st store.Store) *region {
 	return r
 }
 
+// openMeta finds or creates the region's record in Config.Meta: a new
+// region gets one; a re-attached region uses the record its previous pager
+// made, and one without a record (made by a pager without the table) is
+// served as without it.
+func (r *region) openMeta() error {
+	m := r.p.cfg.Meta
+	if m == nil {
+		return nil
+	}
+	if !r.a.Reattached {
+		mr, err := m.create(r.id, r.a.Size, r.ps)
+		if err != nil {
+			return err
+		}
+		r.meta = mr
+		return nil
+	}
+	if err := m.check(r.id, r.a.Size, r.ps); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotRecoverable, err)
+	}
+	r.meta = m.lookup(r.id)
+	if r.meta == nil {
+		r.p.logf("pager: region %d has no record in the metadata pool %s: absent pages the far tier lacks will read as zero", r.id, m.Path())
+	}
+	return nil
+}
+
+// dropMeta removes the region's record, unless keep is set.
+func (r *region) dropMeta(keep bool) {
+	if r.meta == nil || keep {
+		return
+	}
+	if err := r.p.cfg.Meta.remove(r.meta); err != nil {
+		r.p.logf("pager: region %d: %v", r.id, err)
+	}
+}
+
 // recoverResidency rebuilds the residency map of a re-attached region from
 // the memfd itself: SEEK_DATA/SEEK_HOLE find the pages resident in it (they
 // survived the previous pager and are authoritative), without touching any
-// hole. Resident pages are treated as dirty (their write protection and far
-// copy are unknown); the others are fetched from the far tier, where a page
-// not found was never written back and is zero.
+// hole. Resident pages are treated as dirty (their write protection is
+// unknown). With a record in Config.Meta, an absent page whose bit is set
+// is in the far tier (if the far tier no longer has it, it is lost:
+// ErrLostPage), and one whose bit is clear was never written (zero).
+// Without a record, absent pages are looked up in the far tier, where a
+// page not found is taken as never written and is zero.
 func (r *region) recoverResidency() error {
 	for i := range r.pages {
-		r.pages[i] = stAbsent | fUnknown
+		switch {
+		case r.meta == nil:
+			r.pages[i] = stAbsent | fUnknown
+		case r.meta.written(r.p.cfg.Meta, i):
+			r.pages[i] = stAbsent | fStored
+		default:
+			r.pages[i] = stAbsent
+		}
 	}
 	fd := r.a.Memfd
 	size := int64(r.a.Size)
@@ -107,7 +155,7 @@ func (r *region) recoverResidency() error {
 			return fmt.Errorf("pager: recovering residency: SEEK_HOLE: %w", err)
 		}
 		for pg := d / int64(r.ps); pg*int64(r.ps) < h && pg < int64(r.n); pg++ {
-			r.pages[pg] = stDirty | fUnknown | fRef
+			r.pages[pg] = r.pages[pg]&(fStored|fUnknown) | stDirty | fRef
 			r.resident++
 		}
 		off = h
@@ -274,11 +322,40 @@ func (r *region) missingFault(w *worker, pg int, write bool, t0 time.Time) {
 		r.abandon(w, pg, run)
 		return
 	}
-	if err := r.fetch(w, pg, run); err != nil {
+	if err := r.fetch(w, pg, run, false); err != nil {
 		r.p.unreserve(run)
-		r.abandon(w, pg, run)
+		if errors.Is(err, errStopping) {
+			r.abandon(w, pg, run)
+			return
+		}
+		// The far tier failed (a lost page, a memnode down): retry on a
+		// goroutine of its own, with the pages still claimed, so that this
+		// reader or worker goes on serving the region's other faults. The
+		// faulting thread waits; it is never served zeros for a page the
+		// far tier should hold.
+		w2 := r.p.newWorker()
+		copy(w2.flags, w.flags[:run])
+		r.inflight.Add(1)
+		go func() {
+			defer r.inflight.Done()
+			if err := r.fetch(w2, pg, run, true); err != nil {
+				r.abandon(w2, pg, run)
+				return
+			}
+			if !r.p.reserve(r, run) {
+				r.abandon(w2, pg, run)
+				return
+			}
+			r.complete(w2, pg, run, write, t0)
+		}()
 		return
 	}
+	r.complete(w, pg, run, write, t0)
+}
+
+// complete installs the fetched pages [pg, pg+run), whose budget is
+// reserved, and marks them resident.
+func (r *region) complete(w *worker, pg, run int, write bool, t0 time.Time) {
 	if err := r.install(w, pg, run, write); err != nil {
 		r.p.unreserve(run)
 		r.abandon(w, pg, run)
@@ -308,7 +385,6 @@ func (r *region) missingFault(w *worker, pg int, write bool, t0 time.Time) {
 	c.faults.Add(1)
 	c.installedPages.Add(uint64(run))
 	r.p.recordService(t0)
-
 }
 
 // abandon returns pages claimed for loading to absent, with their flags.
@@ -321,10 +397,11 @@ func (r *region) abandon(w *worker, pg, run int) {
 }
 
 // fetch fills w.buf with pages [pg, pg+run): pages the far tier holds (or
-// may hold) in one store call, the others zero. It retries failures until
-// they succeed or the region stops: a thread waiting for a page it cannot
-// have stays blocked rather than read wrong data.
-func (r *region) fetch(w *worker, pg, run int) error {
+// may hold) in one store call, the others zero. With retry it retries
+// failures, with a growing pause, until they succeed or the region stops
+// (errStopping): a thread waiting for a page it cannot have stays blocked
+// rather than read wrong data. Without it the first failure is returned.
+func (r *region) fetch(w *worker, pg, run int, retry bool) error {
 	ps := r.ps
 	for attempt := 0; ; attempt++ {
 		w.call.Pages = w.call.Pages[:0]
@@ -361,6 +438,7 @@ func (r *region) fetch(w *worker, pg, run int) error {
 					clear(sp.Data)
 				case errors.Is(sp.Err, store.ErrNotFound):
 					err = fmt.Errorf("%w: page %d of region %d: %w", ErrLostPage, sp.ID, r.id, sp.Err)
+					r.p.stats.lostPages.Add(1)
 				default:
 					err = sp.Err
 				}
@@ -380,6 +458,9 @@ func (r *region) fetch(w *worker, pg, run int) error {
 		r.p.stats.fetchErrors.Add(1)
 		if n := r.lostLogged.Add(1); n == 1 || n%100 == 0 {
 			r.p.logf("pager: region %d: fetch page %d+%d (attempt %d, error %d): %v", r.id, pg, run, attempt+1, n, err)
+		}
+		if !retry {
+			return err
 		}
 		select {
 		case <-time.After(min(time.Millisecond<<min(attempt, 10), time.Second)):

@@ -23,7 +23,7 @@ func init() { register(newPagerCmd) }
 // pagerFlags are the flags of farmem pager.
 type pagerFlags struct {
 	socket, local, tokenFile, namespace, policy, maxRegion, statsJSON string
-	backup                                                            string
+	backup, meta, metaSize                                            string
 	nodes                                                             []string
 	workers, prefetch, reclaimBatch                                   int
 	verbose                                                           bool
@@ -49,6 +49,11 @@ With --backup too, every page is also kept in a local file per region
 (<backup>.<region id>): reads a memnode does not answer in time are served
 from it, and a restarted pager recovers regions even from memnodes that
 lost their pages.
+With --meta FILE the pager records in a persistent pool (created if
+missing, recovered if present) which pages of each region it wrote to the
+far tier, one transaction per eviction batch: a restarted pager given the
+same file reports a page the memnodes lost (pager: page missing from the far
+tier) instead of serving zeros, even without --backup.
 Without --nodes evicted pages die with the pager, and a re-attach is refused.
 
 --policy FILE sets tunables (prefetch, workers, reclaim_batch, local,
@@ -71,6 +76,8 @@ then block on absent pages until a pager re-attaches) and exits.`,
 	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the memnodes' token")
 	fl.StringVar(&f.namespace, "namespace", "farmem-pager", "prefix of the regions' namespaces on the memnodes")
 	fl.StringVar(&f.backup, "backup", "", "local backup of every remote page: region <id>'s file is <backup>.<id hex> (needs --nodes)")
+	fl.StringVar(&f.meta, "meta", "", "persistent region table (pmem pool file, created if missing): which pages each region wrote to the far tier (needs --nodes)")
+	fl.StringVar(&f.metaSize, "meta-size", "64MiB", "size of a new --meta pool")
 	fl.StringVar(&f.policy, "policy", "", "policy file (key = value lines: prefetch, workers, reclaim_batch, local, max_region)")
 	fl.StringVar(&f.maxRegion, "max-region", "1TiB", "largest region accepted")
 	fl.IntVar(&f.workers, "workers", pager.DefaultWorkers, "fault workers shared by all regions")
@@ -138,6 +145,24 @@ func runPager(ctx context.Context, f pagerFlags, out io.Writer) error {
 			return errors.New("pager: --backup backs up the memnodes' pages: it needs --nodes")
 		}
 		cfg.NewStore = pager.MemStores(ps)
+	}
+	if f.meta != "" {
+		if len(f.nodes) == 0 {
+			return errors.New("pager: --meta records what the memnodes hold: it needs --nodes")
+		}
+		ms := uint64(pager.DefaultMetaSize)
+		if f.metaSize != "" {
+			if ms, err = size.Parse(f.metaSize); err != nil {
+				return fmt.Errorf("pager: --meta-size: %w", err)
+			}
+		}
+		m, err := pager.OpenMeta(f.meta, pager.MetaOptions{Namespace: f.namespace, Size: int64(ms)})
+		if err != nil {
+			return fmt.Errorf("pager: --meta: %w", err)
+		}
+		defer m.Close()
+		cfg.Meta = m
+		far += fmt.Sprintf(", metadata %s (%s, %d regions recorded)", f.meta, m.DomainName(), len(m.Regions()))
 	}
 	cfg.Logf = func(format string, args ...any) {
 		if f.verbose {
