@@ -6,9 +6,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +26,10 @@ import (
 	"github.com/farmem/farmem/store/remote"
 	"github.com/farmem/farmem/uffd"
 )
+
+// envProbeNoFill, when set, makes the probe child skip writing every page
+// before "ready".
+const envProbeNoFill = "FARMEM_PAGER_TEST_PROBE_NOFILL"
 
 // childProbe maps a region, writes every page, prints "ready", and for each
 // line "go N" on stdin times N first touches of pages mincore reports not
@@ -41,6 +47,9 @@ func childProbe() error {
 	b := m.Bytes()
 	buf := make([]byte, ps)
 	for pg := range pages {
+		if os.Getenv(envProbeNoFill) != "" {
+			break
+		}
 		copyVersion(buf, uint64(pg), 1)
 		copy(b[pg*ps:], buf)
 	}
@@ -49,7 +58,30 @@ func childProbe() error {
 	in := bufio.NewScanner(os.Stdin)
 	var vec [1]byte
 	var sink byte
+	next := 0
 	for in.Scan() {
+		if v, ok := strings.CutPrefix(in.Text(), "write "); ok {
+			// Whole-page writes, to the next pages in order ("write seq
+			// N") or to random pages among those the seq writes reached
+			// ("write random N"): most fault the page in and dirty it, so
+			// the pager evicts dirty pages all along.
+			seq := false
+			if v, seq = strings.CutPrefix(v, "seq "); !seq {
+				v = strings.TrimPrefix(v, "random ")
+			}
+			n, _ := strconv.Atoi(v)
+			t := time.Now()
+			for range n {
+				pg := rng.IntN(max(next, 1))
+				if seq {
+					pg, next = next, (next+1)%pages
+				}
+				copyVersion(buf, uint64(pg), 2)
+				copy(b[pg*ps:], buf)
+			}
+			fmt.Printf("ns %d\n", time.Since(t).Nanoseconds()/int64(n))
+			continue
+		}
 		if v, ok := strings.CutPrefix(in.Text(), "wp "); ok {
 			// First writes to clean resident pages: read a page (which
 			// installs it clean if it was not resident), then time one
@@ -224,4 +256,134 @@ func benchmarkFault(b *testing.B, spin time.Duration) {
 	b.ReportMetric(med(app)/(med(bare)+med(rtt)), "ratio")
 	b.ReportMetric(serialDo, "serial-do-p50-µs")
 	b.ReportMetric(idleDo, "idle-do-p50-µs")
+}
+
+// BenchmarkEvict measures the eviction path without and with a metadata
+// pool (Config.Meta, farmem pager --meta): three in-process pagers over one
+// memnode child — no pool, a pool on /dev/shm (tmpfs), a pool in the test's
+// temporary directory (the disk's file system) — each serving its own
+// application child that writes whole pages of a region 64 times the
+// budget, so that nearly every write faults a page in and the pager evicts
+// dirty pages all along. Two phases per round: "first", writes in address
+// order to pages never written before, so every eviction batch sets new
+// bits (one transaction per batch: the worst case); "rewrite", writes to
+// random pages already written back once, whose bits are set (no
+// transaction). The pagers take turns within each round, so a change of the
+// machine's load weighs on all alike. Per pager and phase it reports the
+// mean time of an eviction batch (victim selection to the end of the
+// punch) and, with a pool, of its bit transaction, transactions per batch,
+// and the batch-time ratio against the pager without a pool; and the
+// application's median time per page written:
+//
+//	go test -run '^$' -bench Evict -benchtime 16000x ./pager
+func BenchmarkEvict(b *testing.B) {
+	const pages, rounds = 16384, 8
+	if b.N > pages {
+		b.Fatalf("-benchtime %dx: at most %d (the first phase writes each page once)", b.N, pages)
+	}
+	node, err := nodeproc.Start(nodeproc.Config{Capacity: 256 << 20, PageSize: 4096})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer node.Stop(5 * time.Second)
+	type phase struct {
+		batches, batchNS, txs, txNS uint64
+		appUS                       []float64
+	}
+	type setup struct {
+		name string
+		meta string // pool path; "" for none
+		p    *pager.Pager
+		in   io.WriteCloser
+		out  *bufio.Scanner
+		ph   [2]phase // first, rewrite
+	}
+	shm, err := os.MkdirTemp("/dev/shm", "farmem-bench-meta-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(shm)
+	setups := []*setup{
+		{name: "none"},
+		{name: "tmpfs", meta: filepath.Join(shm, "meta")},
+		{name: "disk", meta: filepath.Join(b.TempDir(), "meta")},
+	}
+	for i, s := range setups {
+		prefix := fmt.Sprintf("pagerbench-evict-%d-%d", os.Getpid(), i)
+		cfg := pager.Config{Local: 256 * 4096, Recoverable: true,
+			NewStore: pager.RemoteStores([]string{node.Addr()}, nil, prefix, os.Getpagesize())}
+		if s.meta != "" {
+			m, err := pager.OpenMeta(s.meta, pager.MetaOptions{Namespace: prefix})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			cfg.Meta = m
+		}
+		if s.p, err = pager.New(cfg); err != nil {
+			b.Fatal(err)
+		}
+		sock := filepath.Join(b.TempDir(), "pager.sock")
+		l, err := listen(sock, s.p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() { served <- s.p.Serve(ctx, l) }()
+		defer func() { cancel(); <-served; l.Close(); s.p.Close() }()
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), envRole+"=probe", envSocket+"="+sock, envPages+"="+strconv.Itoa(pages),
+			envProbeNoFill+"=1")
+		cmd.Stderr = os.Stderr
+		s.in, _ = cmd.StdinPipe()
+		stdout, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		defer func() { s.in.Close(); cmd.Wait() }()
+		s.out = bufio.NewScanner(stdout)
+		if !s.out.Scan() || s.out.Text() != "ready" {
+			b.Fatalf("probe child: %q", s.out.Text())
+		}
+	}
+	b.ResetTimer()
+	for range rounds {
+		for k, mode := range []string{"seq", "random"} {
+			for _, s := range setups {
+				before := s.p.Stats()
+				fmt.Fprintf(s.in, "write %s %d\n", mode, max(b.N/rounds, 1))
+				if !s.out.Scan() {
+					b.Fatal("probe child ended")
+				}
+				var ns float64
+				fmt.Sscanf(s.out.Text(), "ns %f", &ns)
+				after := s.p.Stats()
+				ph := &s.ph[k]
+				ph.appUS = append(ph.appUS, ns/1e3)
+				ph.batches += after.EvictBatches - before.EvictBatches
+				ph.batchNS += after.EvictNS - before.EvictNS
+				ph.txs += after.MetaTxs - before.MetaTxs
+				ph.txNS += after.MetaNS - before.MetaNS
+			}
+		}
+	}
+	b.StopTimer()
+	med := func(x []float64) float64 { slices.Sort(x); return x[len(x)/2] }
+	per := func(ns, n uint64) float64 { return float64(ns) / float64(max(n, 1)) / 1e3 }
+	for k, name := range []string{"first", "rewrite"} {
+		base := per(setups[0].ph[k].batchNS, setups[0].ph[k].batches)
+		for _, s := range setups {
+			ph := &s.ph[k]
+			batch := per(ph.batchNS, ph.batches)
+			pfx := name + "-" + s.name + "-"
+			b.ReportMetric(batch, pfx+"batch-µs")
+			b.ReportMetric(med(ph.appUS), pfx+"app-µs/page")
+			if s.meta != "" {
+				b.ReportMetric(per(ph.txNS, ph.txs), pfx+"tx-µs")
+				b.ReportMetric(float64(ph.txs)/float64(max(ph.batches, 1)), pfx+"tx/batch")
+				b.ReportMetric(batch/base, pfx+"batch-ratio")
+			}
+		}
+	}
 }
