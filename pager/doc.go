@@ -64,12 +64,13 @@
 // second-chance FIFO), and for each batch: marks them evicting, write-protects
 // the dirty ones (UFFDIO_WRITEPROTECT; afterwards no write can land, and a
 // writer waits in a write-protect fault), copies them out through its view,
-// writes them to the far tier in one store call, punches them out of the
-// memfd (FALLOC_FL_PUNCH_HOLE; MADV_DONTNEED would leave them in the page
-// cache), marks them absent and wakes the waiters. A writer that waited then
-// faults again as missing and gets its page back from the far tier. Clean
-// pages are only punched. Nothing is punched before its write-back
-// succeeded.
+// writes them to the far tier in one store call, with Config.Meta records
+// them as written there in one transaction, punches them out of the memfd
+// (FALLOC_FL_PUNCH_HOLE; MADV_DONTNEED would leave them in the page cache),
+// marks them absent and wakes the waiters. A writer that waited then faults
+// again as missing and gets its page back from the far tier. Clean pages are
+// only punched. Nothing is punched before its write-back succeeded and was
+// recorded.
 //
 // # Access sampling
 //
@@ -88,12 +89,42 @@
 // A restarted pager takes it back (attach re-attach), rebuilds the residency
 // map from the memfd with SEEK_DATA/SEEK_HOLE (resident pages survived and
 // are authoritative; they are treated as dirty), finds the others in the
-// far tier under the same region id (a page not found there was never
-// written back: zero), and wakes the whole range so that faults the dead
-// pager read but never served are raised again. This needs a far tier that
-// outlives the pager (memnodes: RemoteStores; with a local backup file per
-// region that also survives memnodes restarting empty: ResilientStores).
-// The pager's own metadata is not persisted, because everything it holds
-// can be rebuilt from the memfd and the far tier, except whether a page
-// absent from both was lost or never written: see docs/TRANSPARENT.md.
+// far tier under the same region id, and wakes the whole range so that
+// faults the dead pager read but never served are raised again. This needs
+// a far tier that outlives the pager (memnodes: RemoteStores; with a local
+// backup file per region that also survives memnodes restarting empty:
+// ResilientStores).
+//
+// Everything the pager holds in memory can be rebuilt from the memfd and
+// the far tier except one bit per page: "the far tier holds this page".
+// Without it, a page absent from both was either never written (zero) or
+// lost by the far tier (a memnode restarted empty while no pager ran), and
+// a restarted pager can only take it as never written.
+//
+// # Persistent metadata
+//
+// Config.Meta (farmem pager --meta FILE) keeps that bit durable: a region
+// table in a persistent-memory pool (package pmem; msync on a regular file,
+// cache-line flushes on DAX), changed only by redo transactions of package
+// pmem/journal (meta.go has the on-media layout). A new region gets a
+// record (id, size, page size, far-tier namespace prefix) and a zeroed
+// bitset, linked from the pool's root object, in one transaction. An
+// eviction batch sets the bits of the pages it wrote back in one
+// transaction, durable after the far-tier write-back has completed and
+// before the pages are punched out of the memfd; a page whose bit is set
+// already costs nothing, so only first write-backs pay. So at any crash
+// every page is resident in the memfd or recorded as written (or clean
+// with its bit set earlier, or zero). Record and bitset are freed when the
+// application detaches, and kept when the pager shuts down or dies.
+//
+// On a re-attach, an absent page whose bit is set must be in the far tier:
+// if the far tier no longer has it, the fault is ErrLostPage and the
+// faulting thread waits (the fetch is retried on a goroutine of its own, so
+// the region's other faults are served), never zeros; an absent page whose
+// bit is clear was never written and is installed as zeros without a
+// fetch. A re-attach whose record disagrees with it (size, page size,
+// namespace prefix) is refused (ErrMetaMismatch, ErrNotRecoverable); a
+// region without a record (attached under a pager without the table) is
+// served as without it. A metadata file that is not a whole pool of this
+// layout is refused by name (ErrMetaCorrupt, ErrMetaLayout).
 package pager

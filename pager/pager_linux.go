@@ -237,8 +237,9 @@ func (p *Pager) Adopt(a *attach.Attachment) error {
 
 // detach ends a region: stops its reader, waits for its faults and
 // evictions in flight, returns its budget, and closes the attachment. free
-// also frees the region's pages in the far tier (the application is gone;
-// on a pager shutdown they are kept for a re-attach).
+// also removes the region's record from Config.Meta and frees its pages in
+// the far tier (the application is gone; on a pager shutdown both are kept
+// for a re-attach).
 func (p *Pager) detach(r *region, free bool) {
 	if !r.stop() {
 		return
@@ -255,6 +256,10 @@ func (p *Pager) detach(r *region, free bool) {
 	p.resCond.Broadcast()
 	p.mu.Unlock()
 	if free {
+		// The application is gone: first its record (a crash after this
+		// leaves unreferenced far pages, as a crash in freeFar does, but
+		// no record of a region nobody will re-attach), then its pages.
+		r.dropMeta(false)
 		r.freeFar()
 	}
 	_ = r.st.Close()
@@ -262,9 +267,6 @@ func (p *Pager) detach(r *region, free bool) {
 		if err := d.Discard(); err != nil {
 			p.logf("pager: region %d: removing its backup: %v", r.id, err)
 		}
-	}
-	if free {
-		r.dropMeta(false) // the application is gone: so is its record
 	}
 	if err := r.a.Close(); err != nil {
 		p.logf("pager: region %d: close: %v", r.id, err)
