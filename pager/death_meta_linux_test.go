@@ -240,3 +240,29 @@ func waitStderr(t *testing.T, ctx context.Context, c *child, s string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestMetaRoundTrip: a mixed run under an in-process pager with a metadata
+// pool: evictions set bits in at most one transaction per batch, the run
+// checks every byte, and the region's record is gone once the application
+// has detached.
+func TestMetaRoundTrip(t *testing.T) {
+	meta, err := pager.OpenMeta(filepath.Join(t.TempDir(), "meta"), pager.MetaOptions{Namespace: "t", Size: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer meta.Close()
+	tp := startPager(t, pager.Config{Local: 64 * 4096 * 2, Prefetch: 3, SampleInterval: 5 * time.Millisecond, SamplePages: 16,
+		Recoverable: true, Meta: meta})
+	final := runApp(t, tp.Socket, appRun{pages: 1024, workers: 3, duration: time.Second, mode: "mixed"})
+	waitRegions(t, tp.P, 0)
+	s := tp.P.Stats()
+	t.Logf("%s; %d eviction batches, %d write-back calls, %d bit transactions (%.1f µs each)",
+		final, s.EvictBatches, s.WriteBackCalls, s.MetaTxs, float64(s.MetaNS)/float64(max(s.MetaTxs, 1))/1e3)
+	if s.MetaTxs == 0 || s.MetaTxs > s.EvictBatches || s.MetaTxs > s.WriteBackCalls {
+		t.Fatalf("%d bit transactions for %d eviction batches and %d write-back calls: want at least one, at most one per batch",
+			s.MetaTxs, s.EvictBatches, s.WriteBackCalls)
+	}
+	if rs := meta.Regions(); len(rs) != 0 {
+		t.Fatalf("records left after the application detached: %+v", rs)
+	}
+}
