@@ -48,6 +48,8 @@ type benchFlags struct {
 	mode                                 string
 	backup, faults                       string
 	deadline                             time.Duration
+	spinRead                             time.Duration
+	pmQoS                                bool
 }
 
 func newBenchCmd() *cobra.Command {
@@ -86,6 +88,8 @@ model of what was written. With --json the result is one JSON object
 	fl.StringVar(&f.backup, "backup", "", "local backup file of every remote page (C1; default: a temporary file removed at exit; none: no backup, the plain remote store); an existing farmem backup there is replaced")
 	fl.StringVar(&f.faults, "faults", "", "fault schedule injected between the client and the memnodes during the measured phase, e.g. blackhole@5s+3s,delay@10s+2s:50ms,reset@14s,kill@16s+2s (docs/FAULTS.md)")
 	fl.DurationVar(&f.deadline, "deadline", 0, "fixed remote read deadline (default: adaptive, clamp(4 x p99, 2ms, 100ms))")
+	fl.DurationVar(&f.spinRead, "spin-read", farmem.DefaultSpinRead, "--mode explicit: how long a fault busy-polls its connection for the reply before sleeping (0: never)")
+	fl.BoolVar(&f.pmQoS, "pm-qos", false, pmQoSUsage+" (for the whole run, pager and memnode children included)")
 	return cmd
 }
 
@@ -128,6 +132,10 @@ type BenchConfig struct {
 	DurationS    float64  `json:"duration_s"`
 	Trace        string   `json:"trace,omitempty"`
 	GOMAXPROCS   int      `json:"gomaxprocs"`
+	// SpinReadUS is --spin-read (explicit mode; 0: off).
+	SpinReadUS float64 `json:"spin_read_us"`
+	// PMQoS says the run held a 0 µs PM QoS CPU latency request.
+	PMQoS bool `json:"pm_qos"`
 }
 
 // Memory reports the client's memory against its target.
@@ -223,11 +231,22 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if f.spinRead < 0 {
+		return fmt.Errorf("--spin-read %v: must not be negative", f.spinRead)
+	}
+	release, err := holdPMQoS("--pm-qos", f.pmQoS)
+	if err != nil {
+		return err
+	}
+	defer release()
 	switch f.mode {
 	case "explicit":
 	case "transparent":
 		if f.backup != "" || f.faults != "" || f.deadline != 0 {
 			return fmt.Errorf("--backup, --faults and --deadline are for --mode explicit")
+		}
+		if f.spinRead != farmem.DefaultSpinRead {
+			return fmt.Errorf("--spin-read is for --mode explicit (the pager has --spin: --pager-spin)")
 		}
 		return runTransparentBench(ctx, f, out)
 	default:
@@ -294,6 +313,7 @@ func runBench(ctx context.Context, f benchFlags, out io.Writer) error {
 		SizeBytes: regionSize, LocalBytes: local, LocalPct: pct(local, regionSize), PageSize: f.pageSize,
 		Nodes: f.nodes, Pattern: f.pattern, Mix: f.mix, Seed: f.seed, DurationS: f.duration.Seconds(),
 		Trace: f.trace, GOMAXPROCS: gomaxprocs(),
+		SpinReadUS: float64(f.spinRead) / float64(time.Microsecond), PMQoS: f.pmQoS,
 	}
 	nodes := f.nodes
 	var embedded *nodeproc.Proc
@@ -494,6 +514,7 @@ func benchRun(ctx context.Context, f benchFlags, wcfg workload.Config, env *benc
 			}
 		},
 		Backup: env.backup, CreateBackup: env.backup != "", ReadDeadline: env.deadline,
+		SpinRead: spinReadConfig(f.spinRead),
 		BackupReadObserver: func(pages int, d time.Duration) {
 			if measuring.Load() {
 				out.backupLat.RecordDuration(d)
@@ -889,4 +910,13 @@ func writeJSONTo(dest string, stdout io.Writer, v any) error {
 		return fmt.Errorf("--json: %w", err)
 	}
 	return nil
+}
+
+// spinReadConfig maps --spin-read to farmem.Config.SpinRead, where 0 means
+// the default and a negative value off.
+func spinReadConfig(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -28,6 +28,8 @@ func TestBenchFaultsBadInput(t *testing.T) {
 		{"backup over another file", append([]string{"bench", "--backup", notBackup}, quick...), "--backup"},
 		{"negative deadline", append([]string{"bench", "--deadline", "-1ms"}, quick...), "--deadline"},
 		{"faults in transparent mode", append([]string{"bench", "--mode", "transparent", "--faults", "reset@1s"}, quick...), "--faults"},
+		{"negative spin-read", append([]string{"bench", "--spin-read", "-1us"}, quick...), "--spin-read"},
+		{"spin-read in transparent mode", append([]string{"bench", "--mode", "transparent", "--spin-read", "0"}, quick...), "--spin-read"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runFarmem(t, tc.args...)

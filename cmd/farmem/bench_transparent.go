@@ -197,7 +197,7 @@ func runTransparentBench(ctx context.Context, f benchFlags, out io.Writer) error
 	res.Config = BenchConfig{
 		SizeBytes: regionSize, LocalBytes: local, LocalPct: pct(local, regionSize), PageSize: ps,
 		Nodes: f.nodes, Pattern: f.pattern, Mix: f.mix, Seed: f.seed, DurationS: f.duration.Seconds(),
-		Trace: f.trace, GOMAXPROCS: gomaxprocs(),
+		Trace: f.trace, GOMAXPROCS: gomaxprocs(), PMQoS: f.pmQoS,
 	}
 	nodes := f.nodes
 	if len(nodes) == 0 && tf.socket == "" {

@@ -26,7 +26,7 @@ type memnodeFlags struct {
 	listen, capacity, tokenFile, admin string
 	idleTimeout, shutdownTimeout, spin time.Duration
 	pageSize                           int
-	verbose                            bool
+	verbose, pmQoS                     bool
 }
 
 func newMemnodeCmd() *cobra.Command {
@@ -59,6 +59,7 @@ answered, then connections close. The protocol is in docs/PROTOCOL.md.`,
 	fl.IntVar(&f.pageSize, "page-size", memnode.DefaultPageSize, "page size in bytes (clients must match)")
 	fl.DurationVar(&f.spin, "spin", 0, "busy-poll each connection this long for the next request before sleeping (e.g. 50us; for a dedicated memnode host, where an idle vCPU's wake-up dominates latency; 0: off)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every connection error, including idle timeouts")
+	fl.BoolVar(&f.pmQoS, "pm-qos", false, pmQoSUsage)
 	return cmd
 }
 
@@ -95,6 +96,11 @@ func runMemnode(ctx context.Context, f memnodeFlags, out interface{ Write([]byte
 			return err
 		}
 	}
+	release, err := holdPMQoS("memnode: --pm-qos", f.pmQoS)
+	if err != nil {
+		return err
+	}
+	defer release()
 	level := slog.LevelWarn
 	if f.verbose {
 		level = slog.LevelDebug

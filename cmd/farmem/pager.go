@@ -26,7 +26,7 @@ type pagerFlags struct {
 	backup, meta, metaSize                                            string
 	nodes                                                             []string
 	workers, prefetch, reclaimBatch                                   int
-	verbose                                                           bool
+	verbose, pmQoS                                                    bool
 	spin, sampleInterval                                              time.Duration
 	samplePages                                                       int
 }
@@ -88,6 +88,7 @@ then block on absent pages until a pager re-attaches) and exits.`,
 	fl.IntVar(&f.samplePages, "sample-pages", 64, "access sampling: staging buffer per region, in pages")
 	fl.StringVar(&f.statsJSON, "stats-json", "", "at exit, write the pager's counters as JSON to this file")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every attach and detach")
+	fl.BoolVar(&f.pmQoS, "pm-qos", false, pmQoSUsage)
 	return cmd
 }
 
@@ -95,6 +96,11 @@ func runPager(ctx context.Context, f pagerFlags, out io.Writer) error {
 	if f.socket == "" {
 		return errors.New("pager: --socket is required")
 	}
+	release, err := holdPMQoS("pager: --pm-qos", f.pmQoS)
+	if err != nil {
+		return err
+	}
+	defer release()
 	ps := os.Getpagesize()
 	cfg := pager.Config{Workers: f.workers, Prefetch: f.prefetch, ReclaimBatch: f.reclaimBatch, SpinPoll: f.spin,
 		SampleInterval: f.sampleInterval, SamplePages: f.samplePages}
