@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -37,6 +38,7 @@ var transparentFlags struct {
 	faultSamples int
 	spin         time.Duration
 	sample       time.Duration
+	pagerLost    time.Duration
 }
 
 func init() {
@@ -52,6 +54,7 @@ func init() {
 				fl.DurationVar(&transparentFlags.spin, "pager-spin", 0, "--mode transparent: the started pager's --spin")
 				fl.DurationVar(&transparentFlags.sample, "pager-sample-interval", 0, "--mode transparent: the started pager's --sample-interval (access sampling; 0: off)")
 				fl.IntVar(&transparentFlags.faultSamples, "fault-samples", 2000, "--mode transparent: timed first touches of non-resident pages, and bare userfaultfd faults")
+				fl.DurationVar(&transparentFlags.pagerLost, "pager-lost-timeout", 30*time.Second, "--mode transparent: exit with an error when the pager is gone this long (accesses to absent pages block until a pager re-attaches)")
 			}
 			return c
 		}
@@ -175,6 +178,9 @@ func runTransparentBench(ctx context.Context, f benchFlags, out io.Writer) error
 		return fmt.Errorf("--rtt-samples %d: at least 10", f.rttSamples)
 	}
 	tf := transparentFlags
+	if tf.pagerLost <= 0 {
+		return fmt.Errorf("--pager-lost-timeout %v: must be positive", tf.pagerLost)
+	}
 	if tf.faultSamples < 10 {
 		return fmt.Errorf("--fault-samples %d: at least 10", tf.faultSamples)
 	}
@@ -227,6 +233,12 @@ func runTransparentBench(ctx context.Context, f benchFlags, out io.Writer) error
 	if err != nil {
 		return err
 	}
+	stopWatch := watchPager(m, sock, tf.pagerLost, func() {
+		if pg != nil {
+			pg.kill()
+		}
+	})
+	defer stopWatch()
 	mem := workload.SliceMemory(m.Bytes())
 	refs := references{bare: new(hist.Histogram), rtt: new(hist.Histogram)}
 	if len(nodes) > 0 {
@@ -488,6 +500,13 @@ func startPagerProc(ctx context.Context, local int64, nodes []string, tokenFile 
 
 // stop ends the pager (SIGTERM, then SIGKILL after 10 s), reads the stats
 // it wrote, and removes its directory. It is idempotent.
+// kill kills the pager child and removes its directory, for an exit
+// that cannot wait for stop.
+func (p *pagerProc) kill() {
+	_ = p.cmd.Process.Kill()
+	os.RemoveAll(p.dir)
+}
+
 func (p *pagerProc) stop() (pager.Stats, error) {
 	if p.once {
 		return p.stats, p.err
@@ -508,4 +527,40 @@ func (p *pagerProc) stop() (pager.Stats, error) {
 	}
 	p.err = json.Unmarshal(b, &p.stats)
 	return p.stats, p.err
+}
+
+// watchPager ends the process when the pager serving m has been gone for
+// longer than grace and no pager took the region back: the workload's
+// goroutines are then blocked in page faults that nothing can serve or
+// interrupt (a mapping never reads zeros), so bench would hang. cleanup
+// runs first (the nodeproc memnode child dies with the process). The
+// returned function stops the watch.
+func watchPager(m *farmem.Mapping, sock string, grace time.Duration, cleanup func()) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		var since time.Time
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			err := m.Err()
+			switch {
+			case err == nil || errors.Is(err, farmem.ErrMappingClosed):
+				since = time.Time{}
+			case since.IsZero():
+				since = time.Now()
+				fmt.Fprintf(os.Stderr, "bench: the pager on %s is gone (%v); waiting up to %v for one to take the region back\n", sock, err, grace)
+			case time.Since(since) > grace:
+				cleanup()
+				fmt.Fprintf(os.Stderr, "farmem: bench: the pager on %s has been gone for %v (%v): accesses to absent pages cannot be served; giving up\n", sock, grace, err)
+				os.Exit(1)
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }
 }

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/farmem/farmem/uffd"
 )
@@ -77,5 +80,44 @@ func TestBenchTransparentJSON(t *testing.T) {
 		if c.PerCallP50US <= 0 || (c.WrittenPages > 0) != (c.PerWrittenPage > 0) {
 			t.Errorf("scan row %+v", c)
 		}
+	}
+}
+
+// TestBenchTransparentPagerLost: when the pager serving the bench's mapping
+// dies for good, bench does not hang in a page fault that nothing serves:
+// after --pager-lost-timeout it exits non-zero with a line naming the pager.
+func TestBenchTransparentPagerLost(t *testing.T) {
+	if _, err := uffd.Probe(); err != nil {
+		t.Skipf("userfaultfd not available: %v", err)
+	}
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "pager.sock")
+	pg := exec.Command(os.Args[0], "pager", "--socket", sock, "--local", "1MiB")
+	pg.Env = append(os.Environ(), envRunMain+"=1")
+	var pgOut bytes.Buffer
+	pg.Stdout, pg.Stderr = &pgOut, &pgOut
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgDone := make(chan struct{})
+	go func() { pg.Wait(); close(pgDone) }()
+	defer func() { pg.Process.Kill(); <-pgDone }()
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("pager did not listen; output:\n%s", pgOut.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	go func() {
+		time.Sleep(1500 * time.Millisecond) // the workload is running
+		pg.Process.Kill()
+	}()
+	code, stdout, stderr := runFarmem(t, "bench", "--mode", "transparent", "--socket", sock, "--size", "8MiB",
+		"--duration", "60s", "--no-progress", "--pager-lost-timeout", "1s")
+	if code == 0 || !strings.Contains(stderr, "pager on "+sock+" has been gone") {
+		t.Fatalf("exit %d, stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
 	}
 }
