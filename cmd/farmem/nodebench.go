@@ -29,6 +29,7 @@ type nodebenchFlags struct {
 	conns, callers, batch, readPc int
 	duration                      time.Duration
 	seed                          uint64
+	pmQoS                         bool
 }
 
 // NodebenchResult is the JSON object farmem nodebench --json prints
@@ -81,6 +82,7 @@ the client).`,
 	fl.DurationVar(&f.duration, "duration", 5*time.Second, "measured duration")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the page and operation choice")
 	fl.StringVar(&f.json, "json", "", "also write the result as JSON to this file (- for stdout)")
+	fl.BoolVar(&f.pmQoS, "pm-qos", false, pmQoSUsage)
 	return cmd
 }
 
@@ -97,6 +99,11 @@ func runNodebench(ctx context.Context, f nodebenchFlags, out io.Writer) error {
 	case f.callers < 0:
 		return fmt.Errorf("nodebench: --callers must not be negative, got %d", f.callers)
 	}
+	release, err := holdPMQoS("nodebench: --pm-qos", f.pmQoS)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if f.callers == 0 {
 		f.callers = f.conns
 	}
