@@ -26,6 +26,7 @@ import (
 type Poller struct {
 	rc    syscall.RawConn
 	poll  func(fd uintptr) bool
+	peek  func(fd uintptr) bool
 	end   time.Time
 	ready bool
 }
@@ -59,7 +60,27 @@ func New(nc net.Conn) *Poller {
 			}
 		}
 	}
+	p.peek = func(fd uintptr) bool {
+		var b [1]byte
+		// Non-blocking, so a raw system call: the runtime need not be
+		// told (entersyscall would wake its sysmon thread if it sleeps).
+		_, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+		p.ready = errno != unix.EAGAIN && errno != unix.EINTR
+		return true
+	}
 	return p
+}
+
+// Ready reports, without waiting, whether the connection has data to read
+// (or has failed or ended). It consumes nothing and allocates nothing.
+func (p *Poller) Ready() bool {
+	if p == nil {
+		return false
+	}
+	p.ready = false
+	p.rc.Read(p.peek)
+	return p.ready
 }
 
 // Readable busy-polls for up to d until the connection has data to read (or

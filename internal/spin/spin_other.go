@@ -15,3 +15,6 @@ func New(net.Conn) *Poller { return nil }
 
 // Readable returns false at once.
 func (p *Poller) Readable(time.Duration) bool { return false }
+
+// Ready returns false at once.
+func (p *Poller) Ready() bool { return false }

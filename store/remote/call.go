@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/farmem/farmem/internal/wire"
 	"github.com/farmem/farmem/store"
@@ -16,6 +17,7 @@ import (
 type callState struct {
 	call      *store.Call
 	ctx       context.Context
+	deadline  time.Time // DoDeadline's deadline, enforced by the reading caller; zero: none
 	remaining atomic.Int32
 	finished  atomic.Bool // set just before the call is sent on Done
 	stop      func() bool // stops the context watcher
@@ -58,8 +60,13 @@ func (cs *callState) dec() {
 // taken off its connection (so a late answer is discarded and never touches
 // the caller's buffers) and failed with the context's error. Requests whose
 // reply is being decoded right now finish normally.
-func (cs *callState) cancel() {
-	err := fmt.Errorf("remote: %w", cs.ctx.Err())
+func (cs *callState) cancel() { cs.failPending(fmt.Errorf("remote: %w", cs.ctx.Err())) }
+
+// expire fails the requests still pending when DoDeadline's deadline has
+// passed, as a context deadline would.
+func (cs *callState) expire() { cs.failPending(fmt.Errorf("remote: %w", context.DeadlineExceeded)) }
+
+func (cs *callState) failPending(err error) {
 	for _, r := range cs.reqs {
 		if r.c != nil && r.c.remove(r.id) {
 			r.fail(err)

@@ -181,3 +181,81 @@ func TestIdleConnClosedByMemnode(t *testing.T) {
 		}
 	}
 }
+
+// doDeadlineStore routes every call through Store.DoDeadline with a distant
+// deadline, to run the conformance suite over it.
+type doDeadlineStore struct{ *Store }
+
+func (d doDeadlineStore) Submit(ctx context.Context, c *store.Call) {
+	store.CheckDone(c)
+	cp := *c
+	cp.Done = make(chan *store.Call, 1)
+	go func() {
+		d.Store.DoDeadline(ctx, &cp, time.Now().Add(time.Minute))
+		c.Err = cp.Err
+		c.Done <- c
+	}()
+}
+
+func TestConformanceDoDeadline(t *testing.T) {
+	n := startNode(t, memnode.Config{})
+	i := 0
+	storetest.Run(t, func(t *testing.T) store.Store {
+		i++
+		return doDeadlineStore{open(t, Config{Nodes: []string{n.addr}, Namespace: fmt.Sprintf("dl-%d", i), ConnsPerNode: 1})}
+	})
+}
+
+// TestDoDeadlineOwnDeadline: DoDeadline's deadline ends a call whose caller
+// reads its own reply (with and without SpinRead) like a context deadline,
+// a late answer is discarded, and the connection serves the next call.
+func TestDoDeadlineOwnDeadline(t *testing.T) {
+	for _, spinRead := range []time.Duration{0, 200 * time.Microsecond} {
+		t.Run(fmt.Sprint("spin=", spinRead), func(t *testing.T) {
+			addr, release := silentNode(t)
+			s, err := New(context.Background(), Config{Nodes: []string{addr}, Namespace: "d", ConnsPerNode: 1, SpinRead: spinRead})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			buf := make([]byte, ps)
+			c := &store.Call{Op: store.OpRead, Pages: []store.Page{{ID: 3, Data: buf}}}
+			if err := s.DoDeadline(context.Background(), c, time.Now().Add(30*time.Millisecond)); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("DoDeadline past its deadline: %v", err)
+			}
+			// A deadline already past fails at once.
+			c1 := &store.Call{Op: store.OpRead, Pages: blank(seq(6, 7))}
+			if err := s.DoDeadline(context.Background(), c1, time.Now().Add(-time.Millisecond)); !errors.Is(err, context.DeadlineExceeded) && err != nil {
+				t.Fatalf("DoDeadline with a past deadline: %v", err)
+			}
+			release()
+			c2 := &store.Call{Op: store.OpRead, Pages: blank(seq(4, 5))}
+			if err := s.DoDeadline(context.Background(), c2, time.Now().Add(time.Minute)); err != nil || c2.Pages[0].Data[0] != 0xEE {
+				t.Fatalf("DoDeadline after the late answer: %v", err)
+			}
+			for _, b := range buf {
+				if b != 0 {
+					t.Fatal("a late answer was written into the caller's buffer")
+				}
+			}
+		})
+	}
+}
+
+// TestDoDeadlineCancel: cancelling the context of a DoDeadline call still
+// interrupts its reading caller.
+func TestDoDeadlineCancel(t *testing.T) {
+	addr, release := silentNode(t)
+	defer release()
+	s, err := New(context.Background(), Config{Nodes: []string{addr}, Namespace: "d", ConnsPerNode: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, cancel)
+	c := &store.Call{Op: store.OpRead, Pages: blank(seq(3, 4))}
+	if err := s.DoDeadline(ctx, c, time.Now().Add(time.Hour)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("DoDeadline after its context was cancelled: %v", err)
+	}
+}

@@ -39,6 +39,7 @@ type readSide struct {
 	active  bool       // someone holds the role
 	owner   *callState // the call of the caller holding it, if any
 	waiting bool       // the holder is blocked in Peek
+	dl      bool       // the holder set its call's deadline as the read deadline
 	kick    bool       // the holder should return to its loop
 
 	br      *bufio.Reader
@@ -54,7 +55,9 @@ func (c *conn) initRead() {
 		buf:     make([]byte, 0, 64<<10),
 		maxBody: c.welcome.MaxBody + 4 + wire.MaxErrorMsg,
 	}
-	if !c.resident && c.n.s.cfg.SpinRead > 0 {
+	if !c.resident {
+		// Also without SpinRead: DoDeadline's reader checks once whether
+		// its reply is already readable before it arms a deadline.
 		c.rd.spin = spin.New(c.nc)
 	}
 	if c.resident {
@@ -184,26 +187,57 @@ func (c *conn) readOne() (yield bool, err error) {
 		c.mu.Unlock()
 		return false, errKicked
 	}
-	spinning := c.rd.owner != nil && c.rd.spin != nil && c.rd.br.Buffered() == 0
+	owner := c.rd.owner
+	waitFor := owner != nil && c.rd.br.Buffered() == 0
 	c.rd.waiting = true
 	c.mu.Unlock()
-	if spinning {
-		c.rd.spin.Readable(c.n.s.cfg.SpinRead)
+	// The owner's DoDeadline deadline is watched here: data already
+	// readable needs no deadline; otherwise the wait gets a read deadline
+	// (a timer, armed only now that the caller really waits).
+	var dl time.Time
+	if waitFor {
+		dl = owner.deadline
+		ready := false
+		if d := c.n.s.cfg.SpinRead; d > 0 && c.rd.spin != nil {
+			if !dl.IsZero() {
+				d = min(d, time.Until(dl))
+			}
+			ready = c.rd.spin.Readable(d)
+		} else if !dl.IsZero() {
+			ready = c.rd.spin.Ready()
+		}
+		if !ready && !dl.IsZero() {
+			c.mu.Lock()
+			if !c.rd.kick {
+				c.nc.SetReadDeadline(dl)
+				c.rd.dl = true
+			}
+			c.mu.Unlock()
+		} else {
+			dl = time.Time{}
+		}
 	}
 	_, perr := c.rd.br.Peek(1)
 	c.mu.Lock()
 	c.rd.waiting = false
 	kicked := c.rd.kick
-	if kicked {
-		c.rd.kick = false
-		// Lift the interrupt's deadline so that the frame, or the next
-		// reader, can be read.
+	if kicked || c.rd.dl {
+		c.rd.kick, c.rd.dl = false, false
+		// Lift the interrupt's or the call's deadline so that the frame,
+		// or the next reader, can be read.
 		c.nc.SetReadDeadline(time.Time{})
 	}
 	c.mu.Unlock()
 	if perr != nil {
-		if kicked && errors.Is(perr, os.ErrDeadlineExceeded) {
-			return false, errKicked
+		if errors.Is(perr, os.ErrDeadlineExceeded) {
+			if !kicked && !dl.IsZero() {
+				// The owner's deadline passed: fail its call, as its
+				// context's deadline would have.
+				owner.expire()
+			}
+			if kicked || !dl.IsZero() {
+				return false, errKicked
+			}
 		}
 		return false, perr
 	}

@@ -208,17 +208,39 @@ func (s *Store) Submit(ctx context.Context, c *store.Call) {
 // hand-off off the latency-critical path of a fault. Other calls go through
 // Submit.
 func (s *Store) Do(ctx context.Context, c *store.Call) error {
+	return s.do(ctx, c, time.Time{})
+}
+
+// DoDeadline is Do with the call also ending at deadline, as if ctx had that
+// deadline (the call's pages that are not answered by then fail with an
+// error wrapping context.DeadlineExceeded), but without a runtime timer per
+// call when the calling goroutine reads its own reply: it then watches the
+// deadline itself, while it waits for the reply. A timer armed on a mostly
+// idle process wakes an idle runtime thread to watch it (wakeNetPoller), a
+// futex wake-up and a thread switch on the latency-critical path of a fault
+// before its request is even sent. Calls read by another goroutine, and
+// calls that do not fit one frame, get an ordinary timer.
+func (s *Store) DoDeadline(ctx context.Context, c *store.Call, deadline time.Time) error {
+	return s.do(ctx, c, deadline)
+}
+
+func (s *Store) do(ctx context.Context, c *store.Call, deadline time.Time) error {
 	if c.Done == nil {
 		c.Done = make(chan *store.Call, 1)
 	}
 	n := s.singleFrame(c)
 	if n == nil || ctx.Err() != nil || s.closed.Load() {
+		if !deadline.IsZero() {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+			defer cancel()
+		}
 		s.Submit(ctx, c)
 		<-c.Done
 		return c.FirstErr()
 	}
 	store.CheckDone(c)
-	cs := &callState{call: c, ctx: ctx}
+	cs := &callState{call: c, ctx: ctx, deadline: deadline}
 	cs.remaining.Store(1)
 	r := cs.newReq(n, nil, 0, len(c.Pages))
 	s.send(ctx, r, true)
@@ -235,11 +257,19 @@ func (s *Store) Do(ctx context.Context, c *store.Call) error {
 	if cn != nil && !reading {
 		cn.ensureReader()
 	}
+	var timer *time.Timer
+	if !reading && !deadline.IsZero() {
+		// Someone else reads the reply: the deadline needs a timer.
+		timer = time.AfterFunc(time.Until(deadline), cs.expire)
+	}
 	cs.dec() // the dispatch hold
 	if reading {
 		cn.readUntilDone(cs)
 	}
 	<-c.Done
+	if timer != nil {
+		timer.Stop()
+	}
 	return c.FirstErr()
 }
 

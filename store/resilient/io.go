@@ -10,6 +10,12 @@ import (
 	"github.com/farmem/farmem/store/health"
 )
 
+// deadlineDoer is a primary that bounds a synchronous call by a deadline
+// without a context timer (remote.Store).
+type deadlineDoer interface {
+	DoDeadline(ctx context.Context, c *store.Call, deadline time.Time) error
+}
+
 // read serves a read call. Pages whose node is healthy (and that are not in
 // the outage set) are read from the primary with the node's deadline; the
 // rest, and every page the primary does not answer well (deadline, broken
@@ -44,11 +50,16 @@ func (s *Store) read(ctx context.Context, c *store.Call) {
 		for j, i := range remoteIdx {
 			rc.Pages[j] = store.Page{ID: c.Pages[i].ID, Data: c.Pages[i].Data}
 		}
-		dctx, cancel := context.WithTimeout(ctx, deadline)
 		t0 := time.Now()
-		store.Do(dctx, s.primary, rc)
+		if dd, ok := s.primary.(deadlineDoer); ok {
+			// No timer per read (see remote.Store.DoDeadline).
+			dd.DoDeadline(ctx, rc, t0.Add(deadline))
+		} else {
+			dctx, cancel := context.WithTimeout(ctx, deadline)
+			store.Do(dctx, s.primary, rc)
+			cancel()
+		}
 		lat := time.Since(t0)
-		cancel()
 		worst := sc.outcomes(len(s.nodes))
 		repair := sc.repair[:0]
 		for j, i := range remoteIdx {
