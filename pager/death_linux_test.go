@@ -114,32 +114,14 @@ func pagerDeath(t *testing.T, loseMemnode bool) {
 	}
 	defer m.Close()
 	mem := m.Bytes()
-	buf := make([]byte, ps)
-	for pg := range pages {
-		copyVersion(buf, uint64(pg), 1)
-		copy(mem[pg*ps:], buf)
-	}
+	fillVersions(mem, pages, ps, 1)
 
-	if err := first.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	for m.Err() == nil {
-		if ctx.Err() != nil {
-			t.Fatal("the mapping did not notice the pager's death")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := m.Err(); !errors.Is(err, farmem.ErrPagerLost) {
-		t.Fatalf("Err after the pager died: %v, want ErrPagerLost", err)
-	}
+	killPager(ctx, t, first, m)
 	t.Logf("after the kill: %v", m.Err())
 
 	// Find a page that is not resident (mincore on the shared mapping
 	// reports the memfd's page cache) and read it while no pager runs.
-	vec := make([]byte, pages)
-	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&mem[0])), uintptr(len(mem)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
-		t.Fatal(errno)
-	}
+	vec := residency(t, mem, pages)
 	probe := -1
 	resident := 0
 	for pg, v := range vec {
@@ -195,10 +177,7 @@ func pagerDeath(t *testing.T, loseMemnode bool) {
 		}
 	}
 	// The recovered region keeps working: a second version everywhere.
-	for pg := range pages {
-		copyVersion(buf, uint64(pg), 2)
-		copy(mem[pg*ps:], buf)
-	}
+	fillVersions(mem, pages, ps, 2)
 	for pg := range pages {
 		if err := checkLoads(mem[pg*ps:(pg+1)*ps], uint64(pg), 2, -1); err != nil {
 			t.Fatalf("after recovery, second version: %v", err)
@@ -239,5 +218,44 @@ func TestReattachRefusedWithoutRecovery(t *testing.T) {
 	id, err := cfg.Admit(attach.Request{Size: 1 << 20, PageSize: os.Getpagesize()})
 	if err != nil || id == 0 {
 		t.Fatalf("Admit of a new region: %d, %v", id, err)
+	}
+}
+
+// killPager SIGKILLs the pager child and waits until the mapping reports
+// ErrPagerLost.
+func killPager(ctx context.Context, t *testing.T, c *child, m *farmem.Mapping) {
+	t.Helper()
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	for m.Err() == nil {
+		if ctx.Err() != nil {
+			t.Fatal("the mapping did not notice the pager's death")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := m.Err(); !errors.Is(err, farmem.ErrPagerLost) {
+		t.Fatalf("Err after the pager died: %v, want ErrPagerLost", err)
+	}
+}
+
+// residency returns mincore's vector for the first pages of mem: on a
+// shared mapping it reports the memfd's page cache (bit 0: resident).
+func residency(t *testing.T, mem []byte, pages int) []byte {
+	t.Helper()
+	vec := make([]byte, pages)
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&mem[0])), uintptr(len(mem)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		t.Fatal(errno)
+	}
+	return vec
+}
+
+// fillVersions writes version v of each of the first pages pages of mem
+// (copyVersion's contents), with plain copies into the mapping.
+func fillVersions(mem []byte, pages, ps int, v uint64) {
+	buf := make([]byte, ps)
+	for pg := range pages {
+		copyVersion(buf, uint64(pg), v)
+		copy(mem[pg*ps:], buf)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,14 +14,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/farmem/farmem"
 	"github.com/farmem/farmem/internal/nodeproc"
 	"github.com/farmem/farmem/pager"
 	"github.com/farmem/farmem/store"
 	"github.com/farmem/farmem/store/remote"
-	"golang.org/x/sys/unix"
 )
 
 // TestPagerDeathMetaLost is TestPagerDeathMemnodeLost without --backup: the
@@ -75,29 +72,11 @@ func pagerDeathMetaLost(t *testing.T, withMeta bool) {
 	}
 	defer m.Close()
 	mem := m.Bytes()
-	buf := make([]byte, ps)
-	for pg := range written {
-		copyVersion(buf, uint64(pg), 1)
-		copy(mem[pg*ps:], buf)
-	}
+	fillVersions(mem, written, ps, 1)
 
-	if err := first.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	for m.Err() == nil {
-		if ctx.Err() != nil {
-			t.Fatal("the mapping did not notice the pager's death")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := m.Err(); !errors.Is(err, farmem.ErrPagerLost) {
-		t.Fatalf("Err after the pager died: %v, want ErrPagerLost", err)
-	}
+	killPager(ctx, t, first, m)
 	// mincore on the shared mapping reports the memfd's page cache.
-	vec := make([]byte, pages)
-	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&mem[0])), uintptr(len(mem)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
-		t.Fatal(errno)
-	}
+	vec := residency(t, mem, pages)
 	var resident, lost []int
 	for pg := range written {
 		if vec[pg]&1 != 0 {
