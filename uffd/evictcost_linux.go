@@ -236,11 +236,14 @@ func (a *evictApp) handleWP() {
 				a.handlerErr = fmt.Errorf("unexpected missing fault at page %d", (addr-a.base)/uintptr(a.ps))
 				return
 			}
+			// Count before resolving: the ioctl wakes the application,
+			// which may report its store, and the measurement read the
+			// count, before this goroutine runs again.
+			a.wpFaults.Add(1)
 			if err := a.f.WriteProtect(addr, a.ps, false, false); err != nil {
 				a.handlerErr = err
 				return
 			}
-			a.wpFaults.Add(1)
 		}
 	}
 }
