@@ -9,6 +9,12 @@ import (
 	"github.com/farmem/farmem/store"
 )
 
+// Values of Config.DirtyTracking.
+const (
+	DirtyWP    = "wp"
+	DirtyAsync = "async"
+)
+
 // Defaults of Config.
 const (
 	DefaultWorkers      = 4
@@ -75,6 +81,16 @@ type Config struct {
 	// SamplePages is each region's staging buffer, in pages; 0 means 64.
 	// The staged pages count against Local.
 	SamplePages int
+	// DirtyTracking is how the pager learns which resident pages the
+	// application wrote: DirtyWP ("wp", the default when empty) takes a
+	// synchronous write-protect fault on the first write to each clean
+	// page; DirtyAsync ("async") asks the application's userfaultfd for
+	// UFFD_FEATURE_WP_ASYNC (the kernel resolves that first write) and
+	// evicts with the pin-punch-copy fence (async_linux.go). A region whose
+	// kernel did not enable WP_ASYNC is served with "wp" (logged). Async
+	// needs shmem huge pages off (New checks) and refuses Meta and
+	// Sampling; a pager crash loses an async region (doc.go).
+	DirtyTracking string
 	// MaxRegion is the largest region accepted, in bytes; 0 means 1 TiB.
 	MaxRegion int64
 	// Logf, if set, receives one line per notable event (attach, detach,
@@ -119,6 +135,20 @@ func (c *Config) normalize() (pageSize int, err error) {
 	}
 	if c.SamplePages < 0 || c.SamplePages > 1<<16 {
 		return 0, fmt.Errorf("%w: %d sample pages", ErrConfig, c.SamplePages)
+	}
+	switch c.DirtyTracking {
+	case "":
+		c.DirtyTracking = DirtyWP
+	case DirtyWP:
+	case DirtyAsync:
+		if c.Meta != nil {
+			return 0, fmt.Errorf("%w: dirty tracking %q cannot keep a metadata pool: a pager crash between an eviction's punch and its write-back loses the pinned pages", ErrConfig, c.DirtyTracking)
+		}
+		if c.SampleInterval > 0 {
+			return 0, fmt.Errorf("%w: dirty tracking %q does not support access sampling", ErrConfig, c.DirtyTracking)
+		}
+	default:
+		return 0, fmt.Errorf("%w: dirty tracking %q (want %q or %q)", ErrConfig, c.DirtyTracking, DirtyWP, DirtyAsync)
 	}
 	if c.MaxRegion == 0 {
 		c.MaxRegion = 1 << 40
@@ -187,4 +217,10 @@ type Stats struct {
 	// LostPageErrors counts fetches that failed with ErrLostPage: the far
 	// tier lacks a page the pager knows it wrote there (the fault waits).
 	LostPageErrors uint64 `json:"lost_page_errors"`
+	// AsyncRegions counts regions served with asynchronous dirty tracking
+	// (Config.DirtyTracking "async" and WP_ASYNC enabled); CleanEvictions
+	// counts pages of such regions evicted without a write-back because the
+	// uffd-wp marker proved them unwritten.
+	AsyncRegions   uint64 `json:"async_regions"`
+	CleanEvictions uint64 `json:"clean_evictions"`
 }

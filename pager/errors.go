@@ -35,4 +35,10 @@ var (
 	// ErrMetaMismatch: a re-attach names a region whose record disagrees
 	// with it (size, page size, or the far-tier namespace prefix).
 	ErrMetaMismatch = errors.New("pager: region does not match its metadata record")
+	// ErrShmemHuge: asynchronous dirty tracking was asked for while shmem
+	// may use large folios (/sys/kernel/mm/transparent_hugepage/
+	// shmem_enabled or a hugepages-*kB/shmem_enabled is not never/deny):
+	// a punch of a pinned page in a large folio zeroes it in place, which
+	// breaks the pin-punch-copy fence.
+	ErrShmemHuge = errors.New("pager: async dirty tracking needs shmem huge pages off")
 )

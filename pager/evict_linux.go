@@ -96,6 +96,9 @@ func (r *region) evictBatch(ev *evictor) (int, error) {
 	if len(ev.victims) == 0 {
 		return 0, nil
 	}
+	if r.async != nil {
+		return r.evictPinned(ev, t0)
+	}
 
 	if err := r.writeBack(ev); err != nil {
 		r.restore(ev)

@@ -54,6 +54,7 @@ type counters struct {
 	fetchErrors, writeBackErrors, recovered, serviceNS                      atomic.Uint64
 	sampled, hintFaults, stagedDrops                                        atomic.Uint64
 	evictBatches, evictNS, metaTxs, metaNS, lostPages                       atomic.Uint64
+	asyncRegions, cleanEvictions                                            atomic.Uint64
 }
 
 type task struct {
@@ -68,6 +69,11 @@ func New(cfg Config) (*Pager, error) {
 	ps, err := cfg.normalize()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.DirtyTracking == DirtyAsync {
+		if err := checkShmemHuge(); err != nil {
+			return nil, err
+		}
 	}
 	p := &Pager{
 		cfg: cfg, pageSize: ps, limit: cfg.Local / int64(ps),
@@ -102,8 +108,15 @@ func (p *Pager) PageSize() int { return p.pageSize }
 // (ErrMetaMismatch).
 // Serve fills it in when it creates the listener itself.
 func (p *Pager) AttachConfig() attach.Config {
+	var features uffd.Features
+	if p.cfg.DirtyTracking == DirtyAsync {
+		// Optional for the application: a kernel without it enables the
+		// rest, and the region is served with "wp".
+		features = uffd.FeatureMissingShmem | uffd.FeaturePagefaultFlagWP | uffd.FeatureWPHugetlbfsShmem | uffd.FeatureWPAsync
+	}
 	return attach.Config{
-		MaxSize: p.cfg.MaxRegion,
+		MaxSize:  p.cfg.MaxRegion,
+		Features: features,
 		Admit: func(req attach.Request) (uint64, error) {
 			if req.Reattach {
 				if !p.cfg.Recoverable {
@@ -178,18 +191,46 @@ func (p *Pager) Adopt(a *attach.Attachment) error {
 		// it copies a page out, so it could not evict safely.
 		return fmt.Errorf("%w: the mapping is not registered for write-protect faults (modes %#x)", ErrConfig, uint64(a.Modes))
 	}
+	async := a.Features&uffd.FeatureWPAsync != 0
+	if async && a.Reattached {
+		// Its previous pager may have died between an eviction's punch and
+		// its write-back: pages may be lost, and nothing records which.
+		return fmt.Errorf("%w: region %d was served with asynchronous dirty tracking (WP_ASYNC); a pager crash may have lost pages of it", ErrNotRecoverable, a.RegionID)
+	}
+	if async && p.cfg.DirtyTracking != DirtyAsync {
+		// Not asked for (the Welcome did not want it), so not expected;
+		// without synchronous write-protect faults the "wp" fence fails.
+		return fmt.Errorf("%w: region %d has WP_ASYNC enabled; this pager tracks dirty pages with %q", ErrConfig, a.RegionID, p.cfg.DirtyTracking)
+	}
+	if !async && p.cfg.DirtyTracking == DirtyAsync {
+		p.logf("pager: region %d: the application's kernel did not enable UFFD_FEATURE_WP_ASYNC (features %#x): dirty tracking %q for it", a.RegionID, uint64(a.Features), DirtyWP)
+	}
+	var as *asyncState
+	if async {
+		var err error
+		if as, err = newAsyncState(a.Cred.PID, p.cfg.ReclaimBatch); err != nil {
+			return fmt.Errorf("asynchronous dirty tracking: %w", err)
+		}
+	}
 	st, err := p.cfg.NewStore(p.ctx, a.RegionID, int64(a.Size), a.Reattached)
 	if err != nil {
+		as.close()
 		return fmt.Errorf("opening the far tier: %w", err)
 	}
 	r := newRegion(p, a, st)
+	r.async = as
+	if as != nil {
+		p.stats.asyncRegions.Add(1)
+	}
 	if err := r.openMeta(); err != nil {
 		st.Close()
+		as.close()
 		return err
 	}
 	if a.Reattached {
 		if err := r.recoverResidency(); err != nil {
 			st.Close()
+			as.close()
 			return err
 		}
 	}
@@ -197,12 +238,14 @@ func (p *Pager) Adopt(a *attach.Attachment) error {
 	if p.closed {
 		p.mu.Unlock()
 		st.Close()
+		as.close()
 		r.dropMeta(a.Reattached) // a new region's record goes
 		return ErrClosed
 	}
 	if _, dup := p.regions[a.RegionID]; dup {
 		p.mu.Unlock()
 		st.Close()
+		as.close()
 		// Another attachment serves this id: never touch its record.
 		return fmt.Errorf("%w: region %d is attached already", attach.ErrDenied, a.RegionID)
 	}
@@ -223,8 +266,9 @@ func (p *Pager) Adopt(a *attach.Attachment) error {
 			p.logf("pager: region %d: waking after re-attach: %v", a.RegionID, err)
 		}
 	}
-	p.logf("pager: region %d attached: %d bytes for pid %d (%s)%s", a.RegionID, a.Size, a.Cred.PID, a.Name,
-		map[bool]string{true: ", re-attached", false: ""}[a.Reattached])
+	p.logf("pager: region %d attached: %d bytes for pid %d (%s)%s%s", a.RegionID, a.Size, a.Cred.PID, a.Name,
+		map[bool]string{true: ", re-attached", false: ""}[a.Reattached],
+		map[bool]string{true: ", dirty tracking async", false: ""}[as != nil])
 	go func() {
 		select {
 		case <-a.Done():
@@ -263,6 +307,7 @@ func (p *Pager) detach(r *region, free bool) {
 		r.freeFar()
 	}
 	_ = r.st.Close()
+	r.async.close()
 	if d, ok := r.st.(discarder); ok && free {
 		if err := d.Discard(); err != nil {
 			p.logf("pager: region %d: removing its backup: %v", r.id, err)
@@ -316,6 +361,7 @@ func (p *Pager) Stats() Stats {
 	s.Sampled, s.HintFaults, s.StagedDrops = c.sampled.Load(), c.hintFaults.Load(), c.stagedDrops.Load()
 	s.EvictBatches, s.EvictNS = c.evictBatches.Load(), c.evictNS.Load()
 	s.MetaTxs, s.MetaNS, s.LostPageErrors = c.metaTxs.Load(), c.metaNS.Load(), c.lostPages.Load()
+	s.AsyncRegions, s.CleanEvictions = c.asyncRegions.Load(), c.cleanEvictions.Load()
 	p.svcMu.Lock()
 	m := p.svc.Summary().Micros()
 	p.svcMu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/farmem/farmem/pager"
+	"github.com/farmem/farmem/uffd"
 )
 
 // gcStressDuration is the length of each GC stress run: the 60 s,
@@ -62,16 +63,74 @@ func runApp(t *testing.T, socket string, a appRun) string {
 	return final
 }
 
-// TestRoundTrip: a short mixed run on a region eight times the budget.
+// TestRoundTrip: a short mixed run on a region eight times the budget, with
+// each dirty tracking. With "async" no write-protect fault reaches the
+// pager, and the victims the uffd-wp marker proves unwritten are evicted
+// without a write-back (the application's checks show none was written).
 func TestRoundTrip(t *testing.T) {
-	tp := startPager(t, pager.Config{Local: 64 * 4096 * 2, Prefetch: 3, SampleInterval: 5 * time.Millisecond, SamplePages: 16})
-	final := runApp(t, tp.Socket, appRun{pages: 1024, workers: 3, duration: 2 * time.Second, mode: "mixed"})
-	s := tp.P.Stats()
-	t.Logf("%s; pager %+v", final, s)
-	if s.Evictions == 0 || s.WriteBacks == 0 || s.WPFaults == 0 || s.FetchedPages == 0 || s.HintFaults == 0 || s.StagedDrops == 0 {
-		t.Fatalf("the run did not exercise eviction, write-back, dirty tracking, fetch and sampling: %+v", s)
+	t.Run("wp", func(t *testing.T) {
+		tp := startPager(t, pager.Config{Local: 64 * 4096 * 2, Prefetch: 3, SampleInterval: 5 * time.Millisecond, SamplePages: 16})
+		final := runApp(t, tp.Socket, appRun{pages: 1024, workers: 3, duration: 2 * time.Second, mode: "mixed"})
+		s := tp.P.Stats()
+		t.Logf("%s; pager %+v", final, s)
+		if s.Evictions == 0 || s.WriteBacks == 0 || s.WPFaults == 0 || s.FetchedPages == 0 || s.HintFaults == 0 || s.StagedDrops == 0 {
+			t.Fatalf("the run did not exercise eviction, write-back, dirty tracking, fetch and sampling: %+v", s)
+		}
+		if s.AsyncRegions != 0 || s.CleanEvictions != 0 {
+			t.Fatalf("wp mode served a region asynchronously: %+v", s)
+		}
+		waitRegions(t, tp.P, 0)
+	})
+	t.Run("async", func(t *testing.T) {
+		tp := startAsyncPager(t, pager.Config{Local: 64 * 4096 * 2, Prefetch: 3})
+		final := runApp(t, tp.Socket, appRun{pages: 1024, workers: 3, duration: 2 * time.Second, mode: "mixed"})
+		s := tp.P.Stats()
+		t.Logf("%s; pager %+v", final, s)
+		checkAsyncStats(t, s)
+		waitRegions(t, tp.P, 0)
+	})
+}
+
+// startAsyncPager starts a pager with Config.DirtyTracking "async", or
+// skips the test where the kernel or its shmem settings do not allow it.
+func startAsyncPager(t *testing.T, cfg pager.Config) *testPager {
+	t.Helper()
+	if err := uffd.ScanSupported(); err != nil {
+		t.Skipf("no PAGEMAP_SCAN: %v", err)
 	}
-	waitRegions(t, tp.P, 0)
+	cfg.DirtyTracking = pager.DirtyAsync
+	if cfg.NewStore == nil {
+		cfg.NewStore = (&memStores{}).factory
+	}
+	p, err := pager.New(cfg)
+	if errors.Is(err, pager.ErrShmemHuge) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	return startPager(t, cfg)
+}
+
+// checkAsyncStats checks the counters of an async run: the region was
+// served asynchronously, no write-protect fault came (first writes were
+// resolved by the kernel), it evicted and wrote back, some victims were
+// proved clean and not written back, and every eviction is either.
+func checkAsyncStats(t *testing.T, s pager.Stats) {
+	t.Helper()
+	if s.AsyncRegions == 0 {
+		t.Fatalf("no region was served with WP_ASYNC (a kernel without it?): %+v", s)
+	}
+	if s.WPFaults != 0 {
+		t.Fatalf("%d synchronous write-protect faults in async mode: %+v", s.WPFaults, s)
+	}
+	if s.Evictions == 0 || s.WriteBacks == 0 || s.CleanEvictions == 0 {
+		t.Fatalf("the run did not exercise eviction, write-back and clean eviction: %+v", s)
+	}
+	if s.WriteBackErrors == 0 && s.CleanEvictions+s.WriteBacks != s.Evictions {
+		t.Fatalf("%d clean evictions + %d write-backs != %d evictions: %+v", s.CleanEvictions, s.WriteBacks, s.Evictions, s)
+	}
 }
 
 // waitRegions waits until the pager has n regions (a detach is
@@ -111,6 +170,17 @@ func TestGCStress(t *testing.T) {
 			}
 		})
 	}
+	// Async dirty tracking, one run of the -short length.
+	t.Run("async/GOMAXPROCS=2", func(t *testing.T) {
+		tp := startAsyncPager(t, pager.Config{Local: 512 * 4096, Prefetch: 3})
+		final := runApp(t, tp.Socket, appRun{
+			pages: 4096, workers: 4, duration: min(d, 5*time.Second), mode: "mixed",
+			env: []string{"GOGC=10", "GOMAXPROCS=2"},
+		})
+		s := tp.P.Stats()
+		t.Logf("%s; pager %+v", final, s)
+		checkAsyncStats(t, s)
+	})
 }
 
 // TestWritesRaceEviction races writes (whole pages with stores and copy(),
@@ -122,13 +192,26 @@ func TestWritesRaceEviction(t *testing.T) {
 	if testing.Short() {
 		d = 2 * time.Second
 	}
-	tp := startPager(t, pager.Config{Local: pager.MinLocalPages * 4096, Workers: 2, ReclaimBatch: 8})
-	final := runApp(t, tp.Socket, appRun{pages: 256, workers: 4, duration: d, mode: "writes",
-		env: []string{"GOMAXPROCS=4"}})
-	s := tp.P.Stats()
-	t.Logf("%s; pager %+v", final, s)
-	if s.Evictions < 1000 || s.WriteBacks == 0 {
-		t.Fatalf("too little eviction to race anything: %+v", s)
+	for _, mode := range []string{pager.DirtyWP, pager.DirtyAsync} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := pager.Config{Local: pager.MinLocalPages * 4096, Workers: 2, ReclaimBatch: 8}
+			var tp *testPager
+			if mode == pager.DirtyAsync {
+				tp = startAsyncPager(t, cfg)
+			} else {
+				tp = startPager(t, cfg)
+			}
+			final := runApp(t, tp.Socket, appRun{pages: 256, workers: 4, duration: d, mode: "writes",
+				env: []string{"GOMAXPROCS=4"}})
+			s := tp.P.Stats()
+			t.Logf("%s; pager %+v", final, s)
+			if s.Evictions < 1000 || s.WriteBacks == 0 {
+				t.Fatalf("too little eviction to race anything: %+v", s)
+			}
+			if mode == pager.DirtyAsync && (s.AsyncRegions == 0 || s.WPFaults != 0) {
+				t.Fatalf("async: region not served asynchronously, or write-protect faults came: %+v", s)
+			}
+		})
 	}
 }
 
@@ -142,6 +225,8 @@ func TestConfigErrors(t *testing.T) {
 		{"tiny budget", pager.Config{Local: 4096 * 10, NewStore: ok}},
 		{"negative workers", pager.Config{Local: 1 << 20, NewStore: ok, Workers: -1}},
 		{"prefetch too large", pager.Config{Local: 1 << 20, NewStore: ok, Prefetch: pager.MaxPrefetch + 1}},
+		{"unknown dirty tracking", pager.Config{Local: 1 << 20, NewStore: ok, DirtyTracking: "sync"}},
+		{"async with sampling", pager.Config{Local: 1 << 20, NewStore: ok, DirtyTracking: pager.DirtyAsync, SampleInterval: time.Millisecond}},
 		{"budget too small for the prefetch", pager.Config{Local: 64 * 4096, NewStore: ok, Workers: 16, Prefetch: 8}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -44,6 +44,9 @@ type region struct {
 	a    *attach.Attachment
 	st   store.Store
 	meta *metaRegion // the region's record in Config.Meta; nil without one
+	// async is set when the region's dirty pages are tracked with WP_ASYNC
+	// (async_linux.go); nil: synchronous write-protect faults.
+	async *asyncState
 	id   uint64
 	ps   int
 	n    int // pages
@@ -278,6 +281,13 @@ func (r *region) handle(w *worker, m *uffd.Msg, t0 time.Time) {
 	}
 	pg := int((a - r.base) / uintptr(r.ps))
 	if m.Flags()&uffd.FlagWP != 0 {
+		if r.async != nil {
+			// The kernel resolves write-protect faults under WP_ASYNC;
+			// none should reach the pager. Wake the thread anyway.
+			r.p.stats.spurious.Add(1)
+			r.wake(pg, 1)
+			return
+		}
 		r.writeFault(pg)
 		return
 	}

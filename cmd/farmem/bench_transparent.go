@@ -39,6 +39,7 @@ var transparentFlags struct {
 	spin         time.Duration
 	sample       time.Duration
 	pagerLost    time.Duration
+	dirty        string
 }
 
 func init() {
@@ -54,6 +55,7 @@ func init() {
 				fl.DurationVar(&transparentFlags.spin, "pager-spin", 0, "--mode transparent: the started pager's --spin")
 				fl.DurationVar(&transparentFlags.sample, "pager-sample-interval", 0, "--mode transparent: the started pager's --sample-interval (access sampling; 0: off)")
 				fl.IntVar(&transparentFlags.faultSamples, "fault-samples", 2000, "--mode transparent: timed first touches of non-resident pages, and bare userfaultfd faults")
+				fl.StringVar(&transparentFlags.dirty, "pager-dirty-tracking", pager.DirtyWP, "--mode transparent: the started pager's --dirty-tracking (wp or async)")
 				fl.DurationVar(&transparentFlags.pagerLost, "pager-lost-timeout", 30*time.Second, "--mode transparent: exit with an error when the pager is gone this long (accesses to absent pages block until a pager re-attaches)")
 			}
 			return c
@@ -184,6 +186,9 @@ func runTransparentBench(ctx context.Context, f benchFlags, out io.Writer) error
 	if tf.faultSamples < 10 {
 		return fmt.Errorf("--fault-samples %d: at least 10", tf.faultSamples)
 	}
+	if err := checkDirtyTracking("--pager-dirty-tracking", tf.dirty); err != nil {
+		return err
+	}
 	wcfg := workload.Config{
 		Name: f.workload, Size: regionSize, PageSize: ps, Pattern: f.pattern,
 		Seed: f.seed, Mix: f.mix, TracePath: f.trace,
@@ -221,7 +226,7 @@ func runTransparentBench(ctx context.Context, f benchFlags, out io.Writer) error
 	sock := tf.socket
 	var pg *pagerProc
 	if sock == "" {
-		if pg, err = startPagerProc(ctx, local, nodes, f.tokenFile, tf.prefetch, tf.spin, tf.sample, f.backup); err != nil {
+		if pg, err = startPagerProc(ctx, local, nodes, f.tokenFile, tf.prefetch, tf.spin, tf.sample, f.backup, tf.dirty); err != nil {
 			return err
 		}
 		defer pg.stop()
@@ -436,7 +441,7 @@ type pagerProc struct {
 
 // startPagerProc starts this binary as "farmem pager" on a socket in a
 // fresh temporary directory and waits until it listens.
-func startPagerProc(ctx context.Context, local int64, nodes []string, tokenFile string, prefetch int, spin, sample time.Duration, backup string) (*pagerProc, error) {
+func startPagerProc(ctx context.Context, local int64, nodes []string, tokenFile string, prefetch int, spin, sample time.Duration, backup, dirty string) (*pagerProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("starting the pager: %w", err)
@@ -448,7 +453,8 @@ func startPagerProc(ctx context.Context, local int64, nodes []string, tokenFile 
 	p := &pagerProc{dir: dir, socket: filepath.Join(dir, "pager.sock"), done: make(chan error, 1)}
 	args := []string{"pager", "--socket", p.socket, "--local", fmt.Sprint(local),
 		"--namespace", "farmem-bench-pager-" + randomName(), "--stats-json", filepath.Join(dir, "stats.json"),
-		"--prefetch", fmt.Sprint(prefetch), "--spin", spin.String(), "--sample-interval", sample.String()}
+		"--prefetch", fmt.Sprint(prefetch), "--spin", spin.String(), "--sample-interval", sample.String(),
+		"--dirty-tracking", dirty}
 	if len(nodes) > 0 {
 		// As in explicit mode, every remote page is backed up locally: by
 		// default in a file in the pager's temporary directory.

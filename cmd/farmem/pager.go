@@ -23,7 +23,7 @@ func init() { register(newPagerCmd) }
 // pagerFlags are the flags of farmem pager.
 type pagerFlags struct {
 	socket, local, tokenFile, namespace, policy, maxRegion, statsJSON string
-	backup, meta, metaSize                                            string
+	backup, meta, metaSize, dirtyTracking                             string
 	nodes                                                             []string
 	workers, prefetch, reclaimBatch                                   int
 	verbose, pmQoS                                                    bool
@@ -89,12 +89,19 @@ then block on absent pages until a pager re-attaches) and exits.`,
 	fl.StringVar(&f.statsJSON, "stats-json", "", "at exit, write the pager's counters as JSON to this file")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every attach and detach")
 	fl.BoolVar(&f.pmQoS, "pm-qos", false, pmQoSUsage)
+	fl.StringVar(&f.dirtyTracking, "dirty-tracking", pager.DirtyWP, "how written pages are found: wp (a synchronous write-protect fault per first write) or async (UFFD_FEATURE_WP_ASYNC, PAGEMAP_SCAN after a pinned punch; needs shmem huge pages off; no --meta; a pager crash loses async regions)")
 	return cmd
 }
 
 func runPager(ctx context.Context, f pagerFlags, out io.Writer) error {
 	if f.socket == "" {
 		return errors.New("pager: --socket is required")
+	}
+	if err := checkDirtyTracking("pager: --dirty-tracking", f.dirtyTracking); err != nil {
+		return err
+	}
+	if f.dirtyTracking == pager.DirtyAsync && f.meta != "" {
+		return errors.New("pager: --dirty-tracking async cannot keep --meta: a pager crash between an eviction's punch and its write-back loses pages that only the pager held")
 	}
 	release, err := holdPMQoS("pager: --pm-qos", f.pmQoS)
 	if err != nil {
@@ -103,7 +110,7 @@ func runPager(ctx context.Context, f pagerFlags, out io.Writer) error {
 	defer release()
 	ps := os.Getpagesize()
 	cfg := pager.Config{Workers: f.workers, Prefetch: f.prefetch, ReclaimBatch: f.reclaimBatch, SpinPoll: f.spin,
-		SampleInterval: f.sampleInterval, SamplePages: f.samplePages}
+		SampleInterval: f.sampleInterval, SamplePages: f.samplePages, DirtyTracking: f.dirtyTracking}
 	if f.local != "" {
 		n, err := size.Parse(f.local)
 		if err != nil {
@@ -200,4 +207,12 @@ func runPager(ctx context.Context, f pagerFlags, out io.Writer) error {
 		}
 	}
 	return serr
+}
+
+// checkDirtyTracking checks a --dirty-tracking value.
+func checkDirtyTracking(flag, v string) error {
+	if v != "" && v != pager.DirtyWP && v != pager.DirtyAsync {
+		return fmt.Errorf("%s %q: want %s or %s", flag, v, pager.DirtyWP, pager.DirtyAsync)
+	}
+	return nil
 }

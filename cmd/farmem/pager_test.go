@@ -32,6 +32,8 @@ func TestPagerFlagErrors(t *testing.T) {
 		{"bad budget", pagerFlags{socket: sock, local: "lots", maxRegion: "1TiB"}, nil, "--local"},
 		{"bad policy", pagerFlags{socket: sock, local: "1MiB", maxRegion: "1TiB", policy: bad}, pager.ErrPolicyKey, "line 2"},
 		{"backup without nodes", pagerFlags{socket: sock, local: "1MiB", maxRegion: "1TiB", backup: filepath.Join(dir, "b")}, nil, "needs --nodes"},
+		{"bad dirty tracking", pagerFlags{socket: sock, local: "1MiB", maxRegion: "1TiB", dirtyTracking: "sync"}, nil, `--dirty-tracking "sync": want wp or async`},
+		{"async with meta", pagerFlags{socket: sock, local: "1MiB", maxRegion: "1TiB", dirtyTracking: "async", meta: filepath.Join(dir, "m")}, nil, "--dirty-tracking async cannot keep --meta"},
 		{"budget too small", pagerFlags{socket: sock, local: "64KiB", maxRegion: "1TiB", workers: 4}, pager.ErrConfig, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -41,6 +43,9 @@ func TestPagerFlagErrors(t *testing.T) {
 			}
 			if tc.want != nil && !errors.Is(err, tc.want) {
 				t.Fatalf("runPager: %v, want %v", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("runPager: a multi-line error: %q", err)
 			}
 			if !strings.Contains(err.Error(), tc.text) {
 				t.Fatalf("runPager: %v, want a message with %q", err, tc.text)
