@@ -47,11 +47,11 @@ type region struct {
 	// async is set when the region's dirty pages are tracked with WP_ASYNC
 	// (async_linux.go); nil: synchronous write-protect faults.
 	async *asyncState
-	id   uint64
-	ps   int
-	n    int // pages
-	base uintptr
-	view []byte
+	id    uint64
+	ps    int
+	n     int // pages
+	base  uintptr
+	view  []byte
 
 	ctx    context.Context // cancelled when the region stops
 	cancel context.CancelFunc
