@@ -65,6 +65,10 @@ type Request struct {
 	RegionID uint64
 	Size     int
 	PageSize int
+	// Features: for a re-attach, the userfaultfd features the region's
+	// userfaultfd has enabled (a pager may refuse a region served in a
+	// mode it cannot recover); 0 for a new region.
+	Features uffd.Features
 }
 
 // Config configures the pager side.

@@ -35,6 +35,10 @@ type Request struct {
 	RegionID uint64
 	Size     int
 	PageSize int
+	// Features: for a re-attach, the userfaultfd features the region's
+	// userfaultfd has enabled (a pager may refuse a region served in a
+	// mode it cannot recover); 0 for a new region.
+	Features uffd.Features
 }
 
 // Config configures the pager side. The zero value works.
@@ -441,7 +445,8 @@ func (l *Listener) handshakeErr(c *net.UnixConn, cred *Cred, dl time.Time) (*Att
 			unix.Close(fds[1])
 			return reject(fmt.Errorf("%w: re-attach memfd of %d bytes for a region of %d", ErrBadRequest, st.Size, a.Size))
 		}
-		if _, err := l.admit(Request{Cred: *cred, Name: a.Name, Reattach: true, RegionID: m.RegionID, Size: a.Size, PageSize: a.PageSize}); err != nil {
+		if _, err := l.admit(Request{Cred: *cred, Name: a.Name, Reattach: true, RegionID: m.RegionID, Size: a.Size, PageSize: a.PageSize,
+			Features: uffd.Features(m.Features)}); err != nil {
 			unix.Close(fds[1])
 			return reject(err)
 		}

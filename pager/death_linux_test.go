@@ -30,6 +30,7 @@ const (
 	envLocal  = "FARMEM_PAGER_TEST_LOCAL"
 	envBackup = "FARMEM_PAGER_TEST_BACKUP"
 	envMeta   = "FARMEM_PAGER_TEST_META"
+	envDirty  = "FARMEM_PAGER_TEST_DIRTY"
 )
 
 // childPager runs a pager over memnodes on the socket named in the
@@ -52,11 +53,12 @@ func childPager() error {
 		meta = m
 	}
 	p, err := pager.New(pager.Config{
-		Local:       local,
-		NewStore:    far,
-		Recoverable: true,
-		Meta:        meta,
-		Logf:        func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) },
+		Local:         local,
+		NewStore:      far,
+		Recoverable:   true,
+		Meta:          meta,
+		DirtyTracking: os.Getenv(envDirty),
+		Logf:          func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) },
 	})
 	if err != nil {
 		return err
@@ -199,6 +201,50 @@ func pagerDeath(t *testing.T, loseMemnode bool) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+}
+
+// TestPagerDeathAsyncNotReattached: a pager with asynchronous dirty tracking
+// is killed under an application whose region it evicted; a restarted
+// pager (over the same memnode) refuses the re-attach with
+// ErrNotRecoverable, because the dead pager may have held written pages
+// only in its pin pipe, and the application's mapping stays lost rather
+// than being served stale or zero pages.
+func TestPagerDeathAsyncNotReattached(t *testing.T) {
+	skipWithoutAsync(t)
+	node, err := nodeproc.Start(nodeproc.Config{Capacity: 64 << 20, PageSize: 4096, Stderr: os.Stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Stop(5 * time.Second)
+	var rb [6]byte
+	rand.Read(rb[:])
+	sock := filepath.Join(t.TempDir(), "pager.sock")
+	const pages, localPages = 1024, 128
+	env := []string{envSocket + "=" + sock, envNodes + "=" + node.Addr(),
+		envPrefix + "=pagertest-" + hex.EncodeToString(rb[:]), envLocal + "=" + strconv.Itoa(localPages*4096)}
+	first := startChild(t, "pager", append(env, envDirty+"="+pager.DirtyAsync)...)
+	readLine(t, first, "ready")
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	ps := os.Getpagesize()
+	m, err := farmem.Map(ctx, sock, pages*ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	waitStderr(t, ctx, first, "dirty tracking async")
+	fillVersions(m.Bytes(), pages, ps, 1)
+	killPager(ctx, t, first, m)
+
+	second := startChild(t, "pager", env...)
+	readLine(t, second, "ready")
+	waitStderr(t, ctx, second, "was served with asynchronous dirty tracking")
+	if !strings.Contains(second.stderr.String(), pager.ErrNotRecoverable.Error()) {
+		t.Fatalf("the refusal does not name ErrNotRecoverable:\n%s", second.stderr.String())
+	}
+	if err := m.Err(); !errors.Is(err, farmem.ErrPagerLost) {
+		t.Fatalf("Err after the refused re-attach: %v, want ErrPagerLost", err)
 	}
 }
 

@@ -119,6 +119,12 @@ func (p *Pager) AttachConfig() attach.Config {
 		Features: features,
 		Admit: func(req attach.Request) (uint64, error) {
 			if req.Reattach {
+				if req.Features&uffd.FeatureWPAsync != 0 {
+					// Its previous pager may have died between an
+					// eviction's punch and its write-back (async_linux.go).
+					return 0, fmt.Errorf("%w: region %d was served with asynchronous dirty tracking (WP_ASYNC); a pager crash may have lost pages of it (%w)",
+						attach.ErrUnknownRegion, req.RegionID, ErrNotRecoverable)
+				}
 				if !p.cfg.Recoverable {
 					return 0, fmt.Errorf("%w: region %d: this pager's far tier does not outlive it (%w)",
 						attach.ErrUnknownRegion, req.RegionID, ErrNotRecoverable)

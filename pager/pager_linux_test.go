@@ -95,14 +95,19 @@ func TestRoundTrip(t *testing.T) {
 // skips the test where the kernel or its shmem settings do not allow it.
 func startAsyncPager(t *testing.T, cfg pager.Config) *testPager {
 	t.Helper()
+	skipWithoutAsync(t)
+	cfg.DirtyTracking = pager.DirtyAsync
+	return startPager(t, cfg)
+}
+
+// skipWithoutAsync skips the test where async dirty tracking is impossible:
+// no PAGEMAP_SCAN, or shmem huge pages on (pager.ErrShmemHuge).
+func skipWithoutAsync(t *testing.T) {
+	t.Helper()
 	if err := uffd.ScanSupported(); err != nil {
 		t.Skipf("no PAGEMAP_SCAN: %v", err)
 	}
-	cfg.DirtyTracking = pager.DirtyAsync
-	if cfg.NewStore == nil {
-		cfg.NewStore = (&memStores{}).factory
-	}
-	p, err := pager.New(cfg)
+	p, err := pager.New(pager.Config{Local: 1 << 20, NewStore: (&memStores{}).factory, DirtyTracking: pager.DirtyAsync})
 	if errors.Is(err, pager.ErrShmemHuge) {
 		t.Skip(err)
 	}
@@ -110,7 +115,6 @@ func startAsyncPager(t *testing.T, cfg pager.Config) *testPager {
 		t.Fatal(err)
 	}
 	p.Close()
-	return startPager(t, cfg)
 }
 
 // checkAsyncStats checks the counters of an async run: the region was
