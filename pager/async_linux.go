@@ -88,12 +88,27 @@ func newAsyncState(pid int32, batch int) (*asyncState, error) {
 		s.Close()
 		return nil, err
 	}
+	as := &asyncState{scan: s, pr: -1, pw: -1}
+	if err := as.openPipe(batch); err != nil {
+		as.close()
+		return nil, err
+	}
+	as.iov = make([]unix.Iovec, 0, as.cap)
+	return as, nil
+}
+
+// openPipe (re)creates the pin pipe, sized for batch pages.
+func (as *asyncState) openPipe(batch int) error {
+	if as.pr >= 0 {
+		unix.Close(as.pr)
+		unix.Close(as.pw)
+		as.pr, as.pw = -1, -1
+	}
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("pipe: %w", err)
+		return fmt.Errorf("pipe: %w", err)
 	}
-	as := &asyncState{scan: s, pr: p[0], pw: p[1]}
+	as.pr, as.pw = p[0], p[1]
 	ps := os.Getpagesize()
 	want := min(batch, maxPipePages) * ps
 	if b, err := os.ReadFile("/proc/sys/fs/pipe-max-size"); err == nil {
@@ -106,16 +121,27 @@ func newAsyncState(pid int32, batch int) (*asyncState, error) {
 		got, err = unix.FcntlInt(uintptr(as.pw), unix.F_SETPIPE_SZ, want)
 	}
 	if err != nil {
-		as.close()
-		return nil, fmt.Errorf("sizing the pin pipe to %d bytes: %w", want, err)
+		return fmt.Errorf("sizing the pin pipe to %d bytes: %w", want, err)
 	}
-	as.cap = min(got/ps, maxPipePages)
-	if as.cap < 1 {
-		as.close()
-		return nil, fmt.Errorf("pin pipe of %d bytes holds no page", got)
+	if got/ps < 1 {
+		return fmt.Errorf("pin pipe of %d bytes holds no page", got)
 	}
-	as.iov = make([]unix.Iovec, 0, as.cap)
-	return as, nil
+	if as.cap == 0 {
+		as.cap = min(got/ps, maxPipePages)
+	}
+	if got/ps < as.cap {
+		return fmt.Errorf("new pin pipe holds %d pages, the old %d", got/ps, as.cap)
+	}
+	return nil
+}
+
+// resetPipe replaces a pipe whose content is unknown after a failure, so
+// that no later round reads stale pages out of it.
+func (r *region) resetPipe(as *asyncState) {
+	if err := as.openPipe(as.cap); err != nil {
+		r.p.logf("pager: region %d: replacing the pin pipe: %v; evictions of the region will fail", r.id, err)
+		as.cap = -1
+	}
 }
 
 func (as *asyncState) close() {
@@ -123,8 +149,10 @@ func (as *asyncState) close() {
 		return
 	}
 	as.scan.Close()
-	unix.Close(as.pr)
-	unix.Close(as.pw)
+	if as.pr >= 0 {
+		unix.Close(as.pr)
+		unix.Close(as.pw)
+	}
 }
 
 // checkShmemHuge returns ErrShmemHuge unless shmem is kept to base pages:
@@ -185,6 +213,10 @@ func (r *region) evictPinned(ev *evictor, t0 time.Time) (int, error) {
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	// Runs of adjacent victims: one punch and one scan each.
+	if as.cap <= 0 {
+		r.restoreVictims(ev.victims)
+		return 0, errors.New("no pin pipe")
+	}
 	slices.SortFunc(ev.victims, func(a, b victim) int { return a.pg - b.pg })
 	freed := 0
 	var firstErr error
@@ -226,7 +258,9 @@ func (r *region) pinPunchCopy(as *asyncState, ev *evictor, vs []victim) (int, er
 		}
 		if err != nil || n <= 0 || n%ps != 0 {
 			// Nothing is punched yet: empty the pipe, keep the victims.
-			_ = drain(as.pr, buf[:pinned])
+			if drain(as.pr, buf[:pinned]) != nil {
+				r.resetPipe(as)
+			}
 			r.restoreVictims(vs)
 			if err == nil {
 				err = fmt.Errorf("vmsplice took %d bytes", n)
@@ -250,6 +284,7 @@ func (r *region) pinPunchCopy(as *asyncState, ev *evictor, vs []victim) (int, er
 		// The pipe held the only copy of punched pages; this cannot
 		// happen short of a broken pipe, and the pages are lost.
 		r.p.logf("pager: region %d: reading %d pinned victims: %v", r.id, len(vs), err)
+		r.resetPipe(as)
 		r.markAbsentLost(vs)
 		return len(vs), err
 	}
