@@ -56,10 +56,11 @@ import (
 // ones go. Between steps 2 and 5 the only copy of a dirty victim's content
 // is in the pager's memory (the pipe, then its buffer): a pager crash there
 // loses it. That cannot be fenced without a synchronous write-protect
-// fault, so async mode keeps no metadata pool (Config.Meta is refused), the
-// command refuses --backup, and a re-attach of a region that had WP_ASYNC
-// enabled is refused (ErrNotRecoverable) rather than served with pages that
-// may be stale or zero.
+// fault, so async mode keeps no metadata pool (Config.Meta is refused), and
+// a re-attach of a region that had WP_ASYNC enabled is refused
+// (ErrNotRecoverable) rather than served with pages that may be stale or
+// zero. A backup (--backup) is allowed: it guards the far tier against a
+// memnode restart while the pager lives, not the pager's own crash.
 
 // asyncState is an async region's eviction state: the application's
 // pagemap and the pipe the victims are pinned in. Only the reclaimer uses
