@@ -89,17 +89,8 @@ func TestPagerDeath(t *testing.T) { pagerDeath(t, false) }
 func TestPagerDeathMemnodeLost(t *testing.T) { pagerDeath(t, true) }
 
 func pagerDeath(t *testing.T, loseMemnode bool) {
-	node, err := nodeproc.Start(nodeproc.Config{Capacity: 64 << 20, PageSize: 4096, Stderr: os.Stderr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Stop(5 * time.Second)
-	var rb [6]byte
-	rand.Read(rb[:])
-	sock := filepath.Join(t.TempDir(), "pager.sock")
 	const pages, localPages = 1024, 128
-	env := []string{envSocket + "=" + sock, envNodes + "=" + node.Addr(),
-		envPrefix + "=pagertest-" + hex.EncodeToString(rb[:]), envLocal + "=" + strconv.Itoa(localPages*4096)}
+	node, sock, _, env := deathRig(t, localPages)
 	backupDir := t.TempDir()
 	if loseMemnode {
 		env = append(env, envBackup+"="+filepath.Join(backupDir, "backup"))
@@ -212,17 +203,8 @@ func pagerDeath(t *testing.T, loseMemnode bool) {
 // than being served stale or zero pages.
 func TestPagerDeathAsyncNotReattached(t *testing.T) {
 	skipWithoutAsync(t)
-	node, err := nodeproc.Start(nodeproc.Config{Capacity: 64 << 20, PageSize: 4096, Stderr: os.Stderr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Stop(5 * time.Second)
-	var rb [6]byte
-	rand.Read(rb[:])
-	sock := filepath.Join(t.TempDir(), "pager.sock")
 	const pages, localPages = 1024, 128
-	env := []string{envSocket + "=" + sock, envNodes + "=" + node.Addr(),
-		envPrefix + "=pagertest-" + hex.EncodeToString(rb[:]), envLocal + "=" + strconv.Itoa(localPages*4096)}
+	_, sock, _, env := deathRig(t, localPages)
 	first := startChild(t, "pager", append(env, envDirty+"="+pager.DirtyAsync)...)
 	readLine(t, first, "ready")
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
@@ -304,4 +286,24 @@ func fillVersions(mem []byte, pages, ps int, v uint64) {
 		copyVersion(buf, uint64(pg), v)
 		copy(mem[pg*ps:], buf)
 	}
+}
+
+// deathRig starts what the pager death tests share: a memnode child
+// (stopped at cleanup), a socket path in a fresh directory, and the pager
+// child's environment — that socket and memnode, a fresh namespace prefix
+// (returned), and a budget of localPages pages.
+func deathRig(t *testing.T, localPages int) (node *nodeproc.Proc, sock, prefix string, env []string) {
+	t.Helper()
+	node, err := nodeproc.Start(nodeproc.Config{Capacity: 64 << 20, PageSize: 4096, Stderr: os.Stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { node.Stop(5 * time.Second) })
+	var rb [6]byte
+	rand.Read(rb[:])
+	prefix = "pagertest-" + hex.EncodeToString(rb[:])
+	sock = filepath.Join(t.TempDir(), "pager.sock")
+	env = []string{envSocket + "=" + sock, envNodes + "=" + node.Addr(),
+		envPrefix + "=" + prefix, envLocal + "=" + strconv.Itoa(localPages*4096)}
+	return node, sock, prefix, env
 }

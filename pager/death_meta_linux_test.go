@@ -4,19 +4,15 @@ package pager_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/farmem/farmem"
-	"github.com/farmem/farmem/internal/nodeproc"
 	"github.com/farmem/farmem/pager"
 	"github.com/farmem/farmem/store"
 	"github.com/farmem/farmem/store/remote"
@@ -42,21 +38,10 @@ func TestPagerDeathMetaLost(t *testing.T) {
 }
 
 func pagerDeathMetaLost(t *testing.T, withMeta bool) {
-	node, err := nodeproc.Start(nodeproc.Config{Capacity: 64 << 20, PageSize: 4096, Stderr: os.Stderr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Stop(5 * time.Second)
-	var rb [6]byte
-	rand.Read(rb[:])
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "pager.sock")
-	metaPath := filepath.Join(dir, "meta")
-	prefix := "pagertest-" + hex.EncodeToString(rb[:])
 	// The last pages are never written: they must read as zero.
 	const pages, written, localPages = 1024, 960, 128
-	env := []string{envSocket + "=" + sock, envNodes + "=" + node.Addr(),
-		envPrefix + "=" + prefix, envLocal + "=" + strconv.Itoa(localPages*4096)}
+	node, sock, prefix, env := deathRig(t, localPages)
+	metaPath := filepath.Join(t.TempDir(), "meta")
 	if withMeta {
 		env = append(env, envMeta+"="+metaPath)
 	}
