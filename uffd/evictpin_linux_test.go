@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -97,32 +96,7 @@ func TestEvictPinBatchUnderWrites(t *testing.T) {
 	needScan(t, FeatureMissingShmem)
 	const n, mid = 16, 9
 	a := startApp(t, n, ModeMissing|ModeWP, wpAsyncTracking)
-	data := make([]byte, n*a.ps)
-	a.send(cmdCounter, mid, 200)
-	resident, evictions := false, 0
-	fds := []unix.PollFd{{Fd: int32(a.sock), Events: unix.POLLIN}}
-	deadline := time.Now().Add(hangGuard)
-	for {
-		if k, _ := unix.Poll(fds, 0); k > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("counter did not finish within %v (%d evictions)", hangGuard, evictions)
-		}
-		if !resident {
-			select {
-			case m := <-a.events:
-				if m.Event != EventPagefault || m.Address() != a.addr(mid) {
-					t.Fatalf("unexpected event %v at %#x", m.Event, m.Address())
-				}
-				if _, err := a.uffd.Copy(a.addr(0), data, CopyWP); err != nil {
-					t.Fatal(err)
-				}
-				resident = true
-			case <-time.After(time.Millisecond):
-			}
-			continue
-		}
+	bad, ok, evictions := evictLoop(t, a, mid, n, 200, func(data []byte) {
 		pp := pinPages(t, a, 0, n)
 		if err := PunchHole(a.memfd, 0, int64(n*a.ps)); err != nil {
 			t.Fatal(err)
@@ -131,10 +105,7 @@ func TestEvictPinBatchUnderWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 		pp.close()
-		resident = false
-		evictions++
-	}
-	bad, ok := a.reply("counter")
+	})
 	t.Logf("%d evictions of %d pages, %d lost increments seen", evictions, n, bad)
 	if evictions == 0 {
 		t.Fatal("no eviction happened during the run")

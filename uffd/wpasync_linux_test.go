@@ -237,14 +237,16 @@ func (a *app) uniform(b []byte) bool {
 	return true
 }
 
-// evictLoop evicts page 0 of a over and over while the application runs
-// cmdCounter on it, and serves each missing fault with the evicted copy. pin
-// selects the pinned eviction; otherwise it copies then punches. It returns
-// the application's mismatch count and the number of evictions.
-func evictLoop(t *testing.T, a *app, pin bool, steps byte) (bad int, ok bool, evictions int) {
+// evictLoop runs cmdCounter on page counter of a while it makes the first
+// pages pages resident (serving the missing fault on counter with one
+// UFFDIO_COPY of them, write-protected) and evicts them with evict, over and
+// over. evict gets the buffer the evicted contents go to, which the next
+// install copies back. It returns the application's mismatch count, whether
+// its reply was whole, and the number of evictions.
+func evictLoop(t *testing.T, a *app, counter, pages int, steps byte, evict func(data []byte)) (bad int, ok bool, evictions int) {
 	t.Helper()
-	data := make([]byte, a.ps)
-	a.send(cmdCounter, 0, steps)
+	data := make([]byte, pages*a.ps)
+	a.send(cmdCounter, counter, steps)
 	resident := false
 	fds := []unix.PollFd{{Fd: int32(a.sock), Events: unix.POLLIN}}
 	deadline := time.Now().Add(hangGuard)
@@ -258,7 +260,7 @@ func evictLoop(t *testing.T, a *app, pin bool, steps byte) (bad int, ok bool, ev
 		if !resident {
 			select {
 			case m := <-a.events:
-				if m.Event != EventPagefault || m.Address() != a.addr(0) {
+				if m.Event != EventPagefault || m.Address() != a.addr(counter) {
 					t.Fatalf("unexpected event %v at %#x", m.Event, m.Address())
 				}
 				if _, err := a.uffd.Copy(a.addr(0), data, CopyWP); err != nil {
@@ -269,18 +271,7 @@ func evictLoop(t *testing.T, a *app, pin bool, steps byte) (bad int, ok bool, ev
 			}
 			continue
 		}
-		if pin {
-			r, w := pinPage(t, a.viewPage(0))
-			if err := PunchHole(a.memfd, 0, int64(a.ps)); err != nil {
-				t.Fatal(err)
-			}
-			unpinPage(t, r, w, data)
-		} else {
-			copy(data, a.viewPage(0))
-			if err := PunchHole(a.memfd, 0, int64(a.ps)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		evict(data)
 		resident = false
 		evictions++
 	}
@@ -301,7 +292,20 @@ func TestEvictPinFenceUnderWrites(t *testing.T) {
 	}{{"pinned", true}, {"copy-then-punch", false}} {
 		t.Run(c.name, func(t *testing.T) {
 			a := startApp(t, 1, ModeMissing|ModeWP, wpAsyncTracking)
-			bad, ok, evictions := evictLoop(t, a, c.pin, 200)
+			bad, ok, evictions := evictLoop(t, a, 0, 1, 200, func(data []byte) {
+				if c.pin { // pin, punch, then copy
+					r, w := pinPage(t, a.viewPage(0))
+					if err := PunchHole(a.memfd, 0, int64(a.ps)); err != nil {
+						t.Fatal(err)
+					}
+					unpinPage(t, r, w, data)
+					return
+				}
+				copy(data, a.viewPage(0))
+				if err := PunchHole(a.memfd, 0, int64(a.ps)); err != nil {
+					t.Fatal(err)
+				}
+			})
 			t.Logf("%s: %d evictions, %d lost increments seen", c.name, evictions, bad)
 			if evictions == 0 {
 				t.Fatal("no eviction happened during the run")
