@@ -23,6 +23,7 @@ KEYS=${KEYS:-1024}
 MAX_WAIT=${MAX_WAIT:-0s}
 SHM=${SHM:-/dev/shm}
 OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 
 if [ ! -f /usr/include/libpmemobj.h ]; then
 	echo "installing libpmemobj-dev" >&2
