@@ -26,13 +26,21 @@
 //
 // Commit ids ascend globally; a redo journal takes the next one with an
 // atomic add when it is sealed (a coalesced group's leader takes the ids
-// of its whole group with one add). A redo journal stays on the in-flight list after it is
-// applied, until the pool's watermark W — a single 8-byte word meaning
-// "every transaction with id <= W has its home writes durable" — passes its
-// id; only then does it return to the free list. The watermark written by a
-// persist round vouches only for homes made durable by a round that had
-// ended before it began, so a crash that tears a round never persists W
-// without what W promises. Rounds may overlap and groups may become durable
+// of its whole group with one add). A redo journal waits, after it is
+// applied and its homes are flushed, on its shard's retiring list until
+// the pool's watermark W — a single 8-byte word meaning "every transaction
+// with id <= W has its home writes durable" — passes its id; only then
+// does it return to the free list.
+//
+// The watermark is computed from claims rather than kept up to date per
+// transaction: a journal holds a claim from just before its commit id is
+// taken until the fence of the round that flushed its homes, and W is one
+// below the least of the next id and every claim. A round advances W only
+// when it must — half of its shard's journals are retiring, a Begin found
+// none free, Sync — so the common round touches only its own shard's
+// lines, and W vouches only for homes that rounds which had ended made
+// durable: a crash that tears a round never persists W without what W
+// promises. Rounds may overlap and groups may become durable
 // out of id order: a transaction's effects are applied only after its own
 // round, so none depends on a transaction that is not yet durable.
 // Recovery rolls back every active undo journal, then replays, in ascending
@@ -67,7 +75,8 @@
 // SFENCE orders only the cache-line flushes of the core that executes it,
 // so the goroutine that fences a round flushes every line the fence is
 // meant to cover: the journals of its group (body and header), the homes of
-// the transactions applied since the previous round, and the watermark
+// the transactions its shard applied since its previous round (of every
+// shard, in a round that advances the watermark), and the watermark
 // word. Committers only store. CLWB writes a line back from whichever cache
 // holds it, so the leader may flush lines other goroutines wrote.
 //

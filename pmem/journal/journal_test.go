@@ -360,41 +360,6 @@ func TestRecoveryAdvancesWatermark(t *testing.T) {
 	}
 }
 
-// TestMarkDurableWindow drives the watermark bookkeeping directly: ids
-// marked out of order, within the ring's window and far beyond it (the
-// map), must advance wMem exactly over the contiguous durable prefix.
-func TestMarkDurableWindow(t *testing.T) {
-	j := &Journals{durable: map[uint64]struct{}{}, wMem: 10}
-	j.markDurable(12)
-	j.markDurable(10 + durRingSize + 5) // beyond the ring: the map
-	if j.wMem != 10 {
-		t.Fatalf("wMem %d, want 10 (11 missing)", j.wMem)
-	}
-	j.markDurable(11)
-	if j.wMem != 12 {
-		t.Fatalf("wMem %d, want 12", j.wMem)
-	}
-	for id := uint64(13); id < 10+durRingSize+5; id++ {
-		if id == 100 {
-			continue
-		}
-		j.markDurable(id)
-	}
-	if j.wMem != 99 {
-		t.Fatalf("wMem %d, want 99 (100 missing)", j.wMem)
-	}
-	j.markDurable(100)
-	if want := uint64(10 + durRingSize + 5); j.wMem != want || len(j.durable) != 0 {
-		t.Fatalf("wMem %d, map %d entries, want %d and none", j.wMem, len(j.durable), want)
-	}
-	j.markDurable(5) // at or below wMem: ignored
-	for i, b := range j.durRing {
-		if b {
-			t.Fatalf("ring slot %d still set after the watermark passed it", i)
-		}
-	}
-}
-
 // TestConcurrentMixRecovers runs several goroutines that mix redo commits,
 // undo commits and explicit CommitAll groups on their own slots, with
 // coalescing and one or three round slots, then recovers the durable image
@@ -505,6 +470,73 @@ func TestConcurrentMixRecovers(t *testing.T) {
 			}
 			img, _ = sim.CrashClone(nil)
 			check("after Close", img)
+		})
+	}
+}
+
+// TestWatermarkWaitsForHomeFence crashes in the window between a round's
+// home flushes and its fence while another goroutine's round advances the
+// watermark (the strict simulator persists, at that goroutine's fence,
+// only what it flushed itself: the watermark word). The watermark must not
+// pass the ids whose homes are flushed but not yet fenced, else recovery
+// skips their journals and the acknowledged values are lost. It fails if
+// a round drops its claims before its fence.
+func TestWatermarkWaitsForHomeFence(t *testing.T) {
+	for _, co := range []bool{false, true} {
+		t.Run(map[bool]string{false: "alone", true: "coalesced"}[co], func(t *testing.T) {
+			sim, j := newSimJournals(t, 8, 512, Options{Coalesce: co, Shards: 2})
+			off := heap(j)
+			const n = 6
+			acked := make([]uint64, n)
+			write := func(i int, v uint64) {
+				t.Helper()
+				tx, err := j.Begin(Redo)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := tx.Write(off+uint64(i)*64, le.AppendUint64(nil, v)); err != nil {
+					t.Fatal(err)
+				}
+				if err := tx.Commit(); err != nil {
+					t.Fatal(err)
+				}
+				acked[i] = v
+			}
+			checked := 0
+			testHookPreFence = func() {
+				testHookPreFence = nil // once, and not in the rounds below
+				// Another goroutine (its own fence, strict simulator)
+				// advances the watermark as far as it may.
+				done := make(chan error)
+				go func() { _, err := j.persist(&j.shards[1], nil, true); done <- err }()
+				if err := <-done; err != nil {
+					t.Error(err)
+				}
+				img, _ := sim.CrashClone(nil)
+				p, err := pmem.OpenMem(img, pmem.NewSim(img), "jt")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := Open(p, Options{}); err != nil {
+					t.Fatalf("recovery: %v", err)
+				}
+				for i, v := range acked {
+					if got := le.Uint64(img[off+uint64(i)*64:]); v != 0 && got != v {
+						t.Errorf("slot %d = %d after recovery, want %d (acknowledged)", i, got, v)
+					}
+				}
+				checked++
+			}
+			defer func() { testHookPreFence = nil }()
+			// A round flushes the homes applied before it (of its shard,
+			// or of all once journals wait): the second commit's round,
+			// unless the goroutine moved between processors.
+			for k := 0; checked == 0 && k < 1000; k++ {
+				write(k%n, uint64(100+k))
+			}
+			if checked != 1 {
+				t.Fatalf("the hook ran %d times, want 1", checked)
+			}
 		})
 	}
 }
