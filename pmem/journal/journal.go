@@ -173,11 +173,13 @@ type appliedRec struct {
 	next  *appliedRec
 }
 
-func (sh *shard) pushApplied(r *appliedRec) {
+// pushApplied pushes the chain first..last (linked through next) on the
+// shard's applied stack in one step.
+func (sh *shard) pushApplied(first, last *appliedRec) {
 	for {
 		old := sh.applied.Load()
-		r.next = old
-		if sh.applied.CompareAndSwap(old, r) {
+		last.next = old
+		if sh.applied.CompareAndSwap(old, first) {
 			return
 		}
 	}
@@ -834,7 +836,8 @@ func (j *Journals) commitRedo(tx *Tx) error {
 			return err
 		}
 		tx.apply()
-		j.retire(tx.sh, tx)
+		a := j.applied(tx)
+		tx.sh.pushApplied(a, a)
 		return nil
 	}
 	// The group is that of the processor the commit runs on now: the
@@ -907,12 +910,19 @@ const joinYields = 1
 // the shards, since a transaction may begin on one processor and commit
 // on another. (Counting each shard's own only, moving the count of a
 // committer that moved, made groups smaller: 0.63-0.67 fences per
-// transaction against 0.55 at four committers.)
-func (j *Journals) joinable() bool {
-	var open, pending int32
+// transaction against 0.55 at four committers.) The counts of sh come
+// first: when they already show an open transaction the other shards'
+// lines, which their cores keep writing, are not read.
+func (j *Journals) joinable(sh *shard) bool {
+	open, pending := sh.open.Load(), sh.npending.Load()
+	if pending < open {
+		return true
+	}
 	for k := range j.shards {
-		open += j.shards[k].open.Load()
-		pending += j.shards[k].npending.Load()
+		if o := &j.shards[k]; o != sh {
+			open += o.open.Load()
+			pending += o.npending.Load()
+		}
 	}
 	return pending < open
 }
@@ -946,7 +956,7 @@ func (j *Journals) leadRound(sh *shard, gather bool) {
 		// it a leader that runs on persists alone, round after round, and
 		// coalescing never happens. A transaction left open for long
 		// costs each round one yield, nothing more.
-		for k := 0; k < joinYields && j.joinable(); k++ {
+		for k := 0; k < joinYields && j.joinable(sh); k++ {
 			sched.Yield()
 		}
 	}
@@ -976,9 +986,17 @@ func (j *Journals) leadRound(sh *shard, gather bool) {
 		// processors, say) would otherwise hold an id that is durable
 		// but not applied, and the watermark, and with it the recycling
 		// of every later journal, would wait for it to run again.
+		var first, last *appliedRec
 		for tx := g; tx != nil; tx = tx.pnext {
 			tx.apply()
-			j.retire(sh, tx)
+			a := j.applied(tx)
+			if first == nil {
+				last = a
+			}
+			a.next, first = first, a
+		}
+		if first != nil {
+			sh.pushApplied(first, last)
 		}
 	}
 	for tx := g; tx != nil; {
@@ -1031,13 +1049,14 @@ func (j *Journals) seal(tx *Tx, id uint64) {
 	Header{State: StateRedo, ID: tx.id, Count: tx.count, Used: uint32(tx.used), BodyCRC: tx.bodyCRC}.encode(tx.jb)
 }
 
-// retire records a redo transaction whose homes have been written (not
-// flushed); the next persist round flushes them, and parks its journal until
+// applied fills the applied-stack record of a redo transaction whose homes
+// have been written (not flushed); the caller pushes it, and the next
+// persist round of the shard flushes the homes and parks the journal until
 // the watermark passes its id.
-func (j *Journals) retire(sh *shard, tx *Tx) {
+func (j *Journals) applied(tx *Tx) *appliedRec {
 	a := &j.recs[tx.idx]
 	a.id, a.idx, a.homes = tx.id, tx.idx, append(a.homes[:0], tx.homes...)
-	sh.pushApplied(a)
+	return a
 }
 
 // release returns a journal that holds nothing recovery would act on.
