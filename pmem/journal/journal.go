@@ -79,11 +79,14 @@ type Journals struct {
 	// committer for itself, by an undo transaction at Begin.
 	nextID atomic.Uint64
 
-	// claims[i] is nonzero while journal i holds a redo commit id whose
-	// homes are not yet durable: a lower bound of that id, stored before
-	// the id is taken, then the id itself. The watermark stays below every
-	// claim (see advanceW). Each shard's journals are contiguous at Open,
-	// so a core writes mostly its own lines of this array.
+	// claims[i] is nonzero while journal i holds the first (least) commit
+	// id of a group whose homes are not yet durable: a lower bound of that
+	// id, stored before the ids are taken, then the id itself. The other
+	// journals of the group claim nothing: a group's records are pushed
+	// on the applied stack in one step, so one round flushes all of its
+	// homes. The watermark stays below every claim (see advanceW). Each
+	// shard's journals are contiguous at Open, so a core writes mostly its
+	// own lines of this array.
 	claims []atomic.Uint64
 
 	// wMu serialises watermark advances: computing a new value and writing
@@ -95,7 +98,6 @@ type Journals struct {
 	wDurable atomic.Uint64 // largest value a round wrote into the word and then fenced
 
 	maxRounds int32 // round slots per shard
-	lowWater  int32 // retiring journals of a shard that make its next round advance the watermark
 
 	recs []appliedRec // applied-stack node of each journal
 
@@ -153,7 +155,12 @@ type shardState struct {
 	freeMu   sched.SpinMutex
 	free     []int
 	retiring []retired
-	nret     atomic.Int32 // len(retiring), for the round's lowWater test
+	// wantW is len(retiring) >= lowWater, stored only when it changes
+	// (an atomic store is a locked instruction), for the round's test:
+	// half of the shard's journals waiting make its rounds advance the
+	// watermark.
+	wantW    atomic.Bool
+	lowWater int32
 }
 
 type retired struct {
@@ -205,7 +212,9 @@ func Open(p *pmem.Pool, o Options) (*Journals, Recovery, error) {
 	// Each shard starts with a contiguous block of journals; a round
 	// advances the watermark once half of its block waits for it.
 	per := (int(h.Journals) + o.Shards - 1) / o.Shards
-	j.lowWater = int32(max(1, per/2))
+	for k := range j.shards {
+		j.shards[k].lowWater = int32(max(1, per/2))
+	}
 	for k := range j.shards {
 		sh := &j.shards[k]
 		sh.cond.L = &sh.condMu
@@ -429,7 +438,15 @@ func (sh *shard) reap(w uint64) {
 		}
 	}
 	sh.retiring = keep
-	sh.nret.Store(int32(len(keep)))
+	sh.noteRetiring()
+}
+
+// noteRetiring updates wantW after a change of retiring; freeMu is held.
+func (sh *shard) noteRetiring() {
+	want := int32(len(sh.retiring)) >= sh.lowWater
+	if want != sh.wantW.Load() {
+		sh.wantW.Store(want)
+	}
 }
 
 // tryTake pops a free journal, from the shard sh if it has one, else from
@@ -560,7 +577,7 @@ func (j *Journals) takeJournal(sh *shard) (int, error) {
 // recovery's rule is unchanged: replay every valid journal above the
 // watermark in id order, discard torn ones.
 func (j *Journals) persist(sh *shard, g *Tx, full bool) (bool, error) {
-	full = full || sh.nret.Load() >= j.lowWater
+	full = full || sh.wantW.Load()
 	var recs *appliedRec
 	if full {
 		for k := range j.shards {
@@ -717,10 +734,12 @@ func (j *Journals) endRound(sh *shard, recs *appliedRec, full bool) {
 		sh.reap(j.wDurable.Load())
 	}
 	sh.retiring = append(sh.retiring, rts...)
-	sh.nret.Store(int32(len(sh.retiring)))
+	sh.noteRetiring()
 	sh.freeMu.Unlock()
 	for _, rt := range rts {
-		j.claims[rt.idx].Store(0)
+		if c := &j.claims[rt.idx]; c.Load() != 0 {
+			c.Store(0)
+		}
 	}
 }
 
@@ -964,18 +983,19 @@ func (j *Journals) leadRound(sh *shard, gather bool) {
 	var n int32
 	for tx := g; tx != nil; tx = tx.pnext {
 		tx.taken.Store(true)
-		j.claim(tx)
 		n++
 	}
 	var err error
 	if g != nil {
 		sh.npending.Add(-n)
+		// g takes the least id of the group and claims for all of it.
+		j.claim(g)
 		// Ids in stack order: a chain pushed at once (CommitAll) keeps
 		// its argument order.
 		id := j.nextID.Add(uint64(n)) - uint64(n)
+		j.claims[g.idx].Store(id)
 		for tx := g; tx != nil; tx = tx.pnext {
 			j.seal(tx, id)
-			j.claims[tx.idx].Store(id)
 			id++
 		}
 		_, err = j.persist(sh, g, false)
