@@ -345,7 +345,7 @@ func newPmemBenchCmd() *cobra.Command {
 	cmd.Flags().StringVar(&maxWait, "max-wait", "0s", "longest time a group leader waits for more committers")
 	cmd.Flags().IntVar(&keys, "keys", 1024, "value slots per committer")
 	cmd.Flags().IntVar(&rounds, "rounds", 0, "coalesced persist rounds in flight at once (0: the journal default)")
-	cmd.Flags().Uint32Var(&k, "journals", 64, "journals K in the benchmark pool")
+	cmd.Flags().Uint32Var(&k, "journals", 1024, "journals K in the benchmark pool (PMDK pools have 1024 lanes)")
 	cmd.Flags().Uint32Var(&s, "journal-size", 4096, "journal size S in bytes")
 	return cmd
 }

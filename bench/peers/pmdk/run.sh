@@ -9,6 +9,8 @@
 # Environment: COMMITTERS (default 1,2,4,8), VALUE_BYTES (256), DURATION_MS
 # (1000), REPS (3), KEYS (1024), MAX_WAIT (farmem group wait, 0s),
 # SHM (/dev/shm), OUT (build directory, default a temp dir).
+# It also prints the cache-line round trip between CPU 0 and CPU 1 (xcore.c)
+# measured before each repetition.
 # The last line is `farmem/pmdk tx throughput ratio: X` for 4 committers,
 # farmem with commit coalescing on.
 set -euo pipefail
@@ -31,6 +33,7 @@ if [ ! -f /usr/include/libpmemobj.h ]; then
 	apt-get install -y libpmemobj-dev >&2 || { apt-get update >&2 && apt-get install -y libpmemobj-dev >&2; }
 fi
 cc -O2 -Wall -o "$OUT/kvbench" "$here/kvbench.c" -lpmemobj -lpthread
+cc -O2 -Wall -o "$OUT/xcore" "$here/xcore.c" -lpthread
 # Build the whole command; if another package of the tree is mid-flight and
 # does not compile, build the binary from the files the pmem command needs.
 (cd "$root" && go build -o "$OUT/farmem" ./cmd/farmem 2>/dev/null) ||
@@ -55,9 +58,15 @@ per_cpu() { read -r u s <"$cpu_file"; awk -v t="$1" -v u="$u" -v s="$s" 'BEGIN {
 load0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 printf '%-10s %-6s %14s %14s %14s %12s %12s %16s %16s\n' committers value pmdk_tx_s farmem_off_tx_s farmem_on_tx_s on_fences/tx pmdk_p50_us pmdk_tx/cpu_s farmem_on_tx/cpu_s
 ratio4=""
+# The cache-line round trip between the two CPUs, measured before every
+# repetition (xcore.c): on a guest it follows where the host places the
+# vCPUs, and farmem's commit path pays it where PMDK's does not.
+xc=()
+xcore() { "$OUT/xcore" 100000 2>/dev/null || echo 0; }
 for c in ${COMMITTERS//,/ }; do
 	p=() ; off=() ; on=() ; fpt=() ; p50=() ; pc=() ; fc=()
 	for ((r = 0; r < REPS; r++)); do
+		xc+=("$(xcore)")
 		line=$( { time PMEM_IS_PMEM_FORCE=1 "$OUT/kvbench" "$pool_pmdk" "$c" "$VALUE_BYTES" "$DURATION_MS" "$KEYS"; } 2>"$cpu_file")
 		p+=("$(echo "$line" | field tx_per_sec)")
 		p50+=("$(echo "$line" | field p50_us)")
@@ -96,6 +105,7 @@ fi
 # The machine may be shared: both systems' throughput moves with its load,
 # PMDK's more (docs/PMEM.md), so say what the load was.
 echo "load average at start: $load0, at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
+echo "cross-CPU cache-line round trip (ns), before each repetition: ${xc[*]}"
 echo "4 committers, transactions per CPU-second, coalescing on: farmem/pmdk = $cpuratio4"
 echo "4 committers, coalescing off: farmem/pmdk = $ratio4off"
 echo "farmem/pmdk tx throughput ratio: $ratio4"
