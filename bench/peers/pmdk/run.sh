@@ -7,7 +7,8 @@
 # that a noisy neighbour hurts both alike.
 #
 # Environment: COMMITTERS (default 1,2,4,8), VALUE_BYTES (256), DURATION_MS
-# (1000), REPS (3), KEYS (1024), MAX_WAIT (farmem group wait, 0s),
+# (1000), REPS (3), KEYS (1024), MAX_WAIT (farmem group wait, 0s), VERBOSE
+# (non-empty: each repetition's figures on stderr),
 # SHM (/dev/shm), OUT (build directory, default a temp dir).
 # It also prints the cache-line round trip between CPU 0 and CPU 1 (xcore.c)
 # measured before each repetition.
@@ -83,6 +84,10 @@ for c in ${COMMITTERS//,/ }; do
 				fc+=("$(per_cpu "$(echo "$j" | jfield txs)")")
 			fi
 		done
+		if [ -n "${VERBOSE:-}" ]; then
+			printf '  rep %d, %d committers: round trip %s ns, pmdk %.0f, farmem off %.0f, on %.0f tx/s\n' \
+				"$r" "$c" "${xc[-1]}" "${p[-1]}" "${off[-1]}" "${on[-1]}" >&2
+		fi
 	done
 	mp=$(printf '%s\n' "${p[@]}" | median)
 	moff=$(printf '%s\n' "${off[@]}" | median)
