@@ -128,8 +128,13 @@ func Run(cfg Config) (Report, error) {
 	return rep, nil
 }
 
-// newSimPool formats a fresh simulated pool and opens its journals.
-func newSimPool() (*pmem.Sim, *journal.Journals, error) {
+// newSimPool formats a fresh simulated pool and opens its journals: two
+// commit shards, each transaction's shard (at Begin and again at Commit)
+// chosen by a generator seeded with seed, so that the suite exercises
+// transactions that change shards, rounds that pop only their own shard
+// and watermark advances that pop every shard, and a seed replays the same
+// fences whatever processors the goroutine runs on.
+func newSimPool(seed uint64) (*pmem.Sim, *journal.Journals, error) {
 	mem := make([]byte, poolSize)
 	if _, err := pmem.Format(mem, Layout, journals, journalSize); err != nil {
 		return nil, nil, err
@@ -139,14 +144,15 @@ func newSimPool() (*pmem.Sim, *journal.Journals, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	j, _, err := journal.Open(p, journal.Options{})
+	shardRng := rand.New(rand.NewPCG(seed, 3))
+	j, _, err := journal.Open(p, journal.Options{Shards: 2, ShardOf: func() int { return shardRng.IntN(2) }})
 	return sim, j, err
 }
 
 // execute runs setup and the steps of a fresh model; hook (if not nil) is
 // installed after setup. It returns the number of fences after setup.
 func execute(newModel func() model, cfg Config, seed uint64, hook func(sim *pmem.Sim, m model, k int)) (int, error) {
-	sim, j, err := newSimPool()
+	sim, j, err := newSimPool(seed)
 	if err != nil {
 		return 0, err
 	}

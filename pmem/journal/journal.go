@@ -43,6 +43,12 @@ type Options struct {
 	// groups and the cores fence in parallel. Zero means GOMAXPROCS at
 	// Open; 1 is a single global group.
 	Shards int
+	// ShardOf, when set, chooses the shard (modulo Shards) that a
+	// transaction begins in or commits to, in place of the processor the
+	// caller runs on. It exists for deterministic tests: the crash suite
+	// drives several shards from one goroutine with a seeded choice, so
+	// that a seed replays exactly the same fences.
+	ShardOf func() int
 }
 
 // Recovery reports what Open found and did.
@@ -403,6 +409,9 @@ func (j *Journals) usable() error {
 func (j *Journals) shardHere() *shard {
 	if len(j.shards) == 1 {
 		return &j.shards[0]
+	}
+	if j.opts.ShardOf != nil {
+		return &j.shards[j.opts.ShardOf()%len(j.shards)]
 	}
 	return &j.shards[sched.ProcID()%len(j.shards)]
 }

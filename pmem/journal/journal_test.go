@@ -540,3 +540,41 @@ func TestWatermarkWaitsForHomeFence(t *testing.T) {
 		})
 	}
 }
+
+// TestReapWaitsForDurableWatermark pins the reuse rule: a retiring journal
+// returns to the free list only once the durable watermark has passed its
+// id, not when a larger value is merely in the word (written by a round
+// whose fence has not returned). Reusing it earlier lets a crash leave an
+// older journal of the same home above the durable watermark, which
+// recovery would replay over the newer, acknowledged value. The
+// single-goroutine crash suite cannot see this (the word is durable by the
+// time its Begin runs).
+func TestReapWaitsForDurableWatermark(t *testing.T) {
+	_, j := newSimJournals(t, 4, 512, Options{Shards: 1})
+	sh := &j.shards[0]
+	sh.freeMu.Lock()
+	idx60, idx40 := sh.free[0], sh.free[1]
+	sh.retiring = append(sh.retiring, retired{idx: idx60, id: 60}, retired{idx: idx40, id: 40})
+	sh.free = sh.free[2:]
+	sh.freeMu.Unlock()
+	// Take the two free journals, so that only the retiring ones are left.
+	for k := 0; k < 2; k++ {
+		if _, ok := j.tryTake(sh); !ok {
+			t.Fatalf("free journal %d of 2 not taken", k+1)
+		}
+	}
+	j.wMu.Lock()
+	j.wWord = 100 // in the word, not yet fenced
+	j.wMu.Unlock()
+	j.wDurable.Store(50)
+	if i, ok := j.tryTake(sh); !ok || i != idx40 {
+		t.Fatalf("took journal %d (%v), want %d: its id 40 is at or below the durable watermark 50", i, ok, idx40)
+	}
+	if i, ok := j.tryTake(sh); ok {
+		t.Fatalf("journal %d (id 60) reused while the durable watermark is 50 (the word says 100)", i)
+	}
+	j.raiseDurable(100)
+	if i, ok := j.tryTake(sh); !ok || i != idx60 {
+		t.Fatalf("took journal %d (%v), want %d once the watermark 100 is durable", i, ok, idx60)
+	}
+}
