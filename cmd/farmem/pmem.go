@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -93,7 +92,7 @@ func newPmemCreateCmd() *cobra.Command {
 			}
 			m, err := pmem.ParseMode(mode)
 			if err != nil {
-				return err
+				return fmt.Errorf("--mode: %w", err)
 			}
 			p, err := pmem.Create(args[0], pmem.CreateOptions{Size: n, Layout: layout, Journals: k, JournalSize: s, Mode: m})
 			if err != nil {
@@ -157,8 +156,15 @@ func newPmemCheckCmd() *cobra.Command {
 			if aerr == nil {
 				fmt.Printf("allocator: %d blocks, %d of %d units in use\n", blocks, units, h.HeapUnits)
 			}
-			if err := errors.Join(jerr, aerr); err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
+			// One line per error, as every farmem error is: a pool can have
+			// a corrupt journal and a corrupt allocation map at once.
+			switch {
+			case jerr != nil && aerr != nil:
+				return fmt.Errorf("%s: %w; and %w", args[0], jerr, aerr)
+			case jerr != nil:
+				return fmt.Errorf("%s: %w", args[0], jerr)
+			case aerr != nil:
+				return fmt.Errorf("%s: %w", args[0], aerr)
 			}
 			if counts["redo-pending"]+counts["undo-active"]+counts["torn"] > 0 {
 				fmt.Println("status: consistent, needs recovery (run `farmem pmem recover`)")
@@ -186,16 +192,16 @@ func newPmemRecoverCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := pmem.ParseMode(mode)
 			if err != nil {
-				return err
+				return fmt.Errorf("--mode: %w", err)
 			}
 			p, err := pmem.Open(args[0], pmem.OpenOptions{Mode: m})
 			if err != nil {
-				return err
+				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			defer p.Close()
 			j, rec, err := journal.Open(p, journal.Options{})
 			if err != nil {
-				return err
+				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			fmt.Printf("recovered %s: watermark was %d; replayed %d redo, rolled back %d undo, discarded %d torn, ignored %d applied; next commit id %d; %d fences\n",
 				args[0], rec.Watermark, rec.Replayed, rec.RolledBack, rec.Torn, rec.Stale, rec.NextID, p.Stats().Fences)
@@ -274,7 +280,7 @@ func newPmemBenchCmd() *cobra.Command {
 			c := pmembench.Default(path)
 			var err error
 			if c.Mode, err = pmem.ParseMode(mode); err != nil {
-				return err
+				return fmt.Errorf("--mode: %w", err)
 			}
 			switch txMode {
 			case "redo":
@@ -308,6 +314,12 @@ func newPmemBenchCmd() *cobra.Command {
 			}
 			if rounds < 0 {
 				return fmt.Errorf("--rounds: %d is negative", rounds)
+			}
+			if keys < 1 {
+				return fmt.Errorf("--keys: %d is not positive", keys)
+			}
+			if k < 1 || k > 65536 {
+				return fmt.Errorf("--journals: %d not in [1, 65536]", k)
 			}
 			c.KeysPerWorker, c.Journals, c.JournalSize, c.Rounds = keys, k, s, rounds
 			if _, err := os.Stat(path); err == nil {
