@@ -788,7 +788,8 @@ func (j *Journals) reapAll() {
 }
 
 // syncThrough returns once no redo transaction with an id <= target can be
-// replayed by recovery any more: the durable watermark has passed target.
+// replayed by recovery any more: the durable watermark has passed target,
+// or no journal that recovery could replay holds such an id.
 // It runs full persist rounds while they have work and otherwise waits for
 // concurrent committers to finish applying.
 func (j *Journals) syncThrough(target uint64) error {
@@ -797,7 +798,7 @@ func (j *Journals) syncThrough(target uint64) error {
 		if j.failed.Load() {
 			return ErrFailed
 		}
-		if j.wDurable.Load() >= target {
+		if j.wDurable.Load() >= target || !j.replayable(target) {
 			return nil
 		}
 		did, err := j.persist(j.shardHere(), nil, true)
@@ -816,6 +817,34 @@ func (j *Journals) syncThrough(target uint64) error {
 		}
 		time.Sleep(time.Duration(min(spins+1, 50)) * time.Microsecond)
 	}
+}
+
+// replayable reports whether recovery might still replay a redo journal
+// with an id <= target: one that holds a claim at or below target (a lower
+// bound: the id may be larger), or a retiring one between the durable
+// watermark and target. Claims are scanned first: a journal is appended to
+// its retiring list before its claim is dropped, so a journal that moves
+// during the scan is seen in one place or the other. An id <= target was
+// taken before target was read, so its claim was stored before that.
+func (j *Journals) replayable(target uint64) bool {
+	for i := range j.claims {
+		if c := j.claims[i].Load(); c != 0 && c <= target {
+			return true
+		}
+	}
+	w := j.wDurable.Load()
+	for k := range j.shards {
+		sh := &j.shards[k]
+		sh.freeMu.Lock()
+		for _, rt := range sh.retiring {
+			if rt.id > w && rt.id <= target {
+				sh.freeMu.Unlock()
+				return true
+			}
+		}
+		sh.freeMu.Unlock()
+	}
+	return false
 }
 
 // anyApplied reports whether some shard has applied ids waiting for a
