@@ -267,7 +267,7 @@ func TestPmemBenchJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range raw["pmem"] {
-		for _, k := range []string{"committers", "coalescing", "value_bytes", "tx_per_sec", "fences_per_tx", "p50_us", "p99_us", "txs", "tx_mode", "domain"} {
+		for _, k := range []string{"committers", "coalescing", "value_bytes", "tx_per_sec", "fences_per_tx", "p50_us", "p99_us", "txs", "tx_mode", "domain", "latency_every", "timed_txs"} {
 			if _, ok := r[k]; !ok {
 				t.Errorf("row %v has no %q", r, k)
 			}
@@ -366,6 +366,7 @@ func TestPmemBadInput(t *testing.T) {
 		{"bench negative duration", bench("--duration", "-1s"), []string{"--duration", `"-1s"`}},
 		{"bench negative max-wait", bench("--max-wait", "-1ms"), []string{"--max-wait", `"-1ms"`}},
 		{"bench zero keys", bench("--keys", "0"), []string{"--keys", "0"}},
+		{"bench zero latency-every", bench("--latency-every", "0"), []string{"--latency-every", "0"}},
 		{"bench zero journals", bench("--journals", "0"), []string{"--journals", "0"}},
 		{"bench pool exists", bench("--pool", existing), []string{"--pool", existing, "exists"}},
 		{"bench pool in a missing directory", bench("--pool", filepath.Join(absentDir, "p")), []string{absentDir}},

@@ -16,7 +16,10 @@
  * Output: one line of key=value pairs, e.g.
  *     pmdk committers=4 value_bytes=256 txs=123 tx_per_sec=456.7 p50_us=1.2 p99_us=3.4
  *
- * Usage: kvbench POOL COMMITTERS VALUE_BYTES DURATION_MS [KEYS]
+ * Usage: kvbench POOL COMMITTERS VALUE_BYTES DURATION_MS [KEYS [LATENCY_EVERY]]
+ *
+ * LATENCY_EVERY (default 1) times one transaction in that many, chosen at
+ * random, as `farmem pmem bench --latency-every` does.
  */
 #include <libpmemobj.h>
 #include <pthread.h>
@@ -30,6 +33,7 @@
 static PMEMobjpool *pop;
 static char *table;
 static size_t slot_bytes, value_bytes, keys;
+static uint64_t latency_every = 1;
 static uint64_t deadline_ns;
 
 /*
@@ -132,13 +136,16 @@ static void *run(void *arg)
 		buf[0] = (char)it;
 		buf[1] = (char)(it >> 8);
 		buf[2] = (char)(it >> 16);
-		uint64_t t0 = now_ns();
+		/* Sampled at random, not every Nth, so as not to fall in step
+		 * with any periodic pattern. */
+		int timed = latency_every <= 1 || next_rand(&rng) % latency_every == 0;
+		uint64_t t0 = timed ? now_ns() : 0;
 		if (update(slot, buf, n) != 0) {
 			w->err = 1;
 			break;
 		}
-		uint64_t dt = now_ns() - t0;
-		w->hist[hist_index(dt)]++;
+		if (timed)
+			w->hist[hist_index(now_ns() - t0)]++;
 		txs++;
 	}
 	w->txs = txs;
@@ -149,7 +156,7 @@ static void *run(void *arg)
 int main(int argc, char **argv)
 {
 	if (argc < 5) {
-		fprintf(stderr, "usage: %s POOL COMMITTERS VALUE_BYTES DURATION_MS [KEYS]\n", argv[0]);
+		fprintf(stderr, "usage: %s POOL COMMITTERS VALUE_BYTES DURATION_MS [KEYS [LATENCY_EVERY]]\n", argv[0]);
 		return 2;
 	}
 	const char *path = argv[1];
@@ -157,7 +164,9 @@ int main(int argc, char **argv)
 	value_bytes = (size_t)atol(argv[3]);
 	long duration_ms = atol(argv[4]);
 	keys = argc > 5 ? (size_t)atol(argv[5]) : 1024;
-	if (committers < 1 || committers > 256 || value_bytes < 1 || value_bytes > (1 << 20) || duration_ms < 1 || keys < 1) {
+	long every = argc > 6 ? atol(argv[6]) : 1;
+	latency_every = every > 0 ? (uint64_t)every : 0;
+	if (committers < 1 || committers > 256 || value_bytes < 1 || value_bytes > (1 << 20) || duration_ms < 1 || keys < 1 || latency_every < 1) {
 		fprintf(stderr, "kvbench: bad arguments\n");
 		return 2;
 	}

@@ -8,7 +8,8 @@
 #
 # Environment: COMMITTERS (default 1,2,4,8), VALUE_BYTES (256), DURATION_MS
 # (1000), REPS (3), KEYS (1024), MAX_WAIT (farmem group wait, 0s), VERBOSE
-# (non-empty: each repetition's figures on stderr),
+# (non-empty: each repetition's figures on stderr), LATENCY_EVERY (1: time
+# every transaction on both sides; N: one in N at random),
 # SHM (/dev/shm), OUT (build directory, default a temp dir).
 # It also prints the cache-line round trip between CPU 0 and CPU 1 (xcore.c)
 # measured before each repetition.
@@ -24,6 +25,7 @@ DURATION_MS=${DURATION_MS:-1000}
 REPS=${REPS:-3}
 KEYS=${KEYS:-1024}
 MAX_WAIT=${MAX_WAIT:-0s}
+LATENCY_EVERY=${LATENCY_EVERY:-1}
 SHM=${SHM:-/dev/shm}
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
@@ -68,13 +70,13 @@ for c in ${COMMITTERS//,/ }; do
 	p=() ; off=() ; on=() ; fpt=() ; p50=() ; pc=() ; fc=()
 	for ((r = 0; r < REPS; r++)); do
 		xc+=("$(xcore)")
-		line=$( { time PMEM_IS_PMEM_FORCE=1 "$OUT/kvbench" "$pool_pmdk" "$c" "$VALUE_BYTES" "$DURATION_MS" "$KEYS"; } 2>"$cpu_file")
+		line=$( { time PMEM_IS_PMEM_FORCE=1 "$OUT/kvbench" "$pool_pmdk" "$c" "$VALUE_BYTES" "$DURATION_MS" "$KEYS" "$LATENCY_EVERY"; } 2>"$cpu_file")
 		p+=("$(echo "$line" | field tx_per_sec)")
 		p50+=("$(echo "$line" | field p50_us)")
 		pc+=("$(per_cpu "$(echo "$line" | field txs)")")
 		for co in off on; do
 			j=$( { time "$OUT/farmem" pmem bench --json - --pool "$pool_farmem" --mode force-pmem --committers "$c" \
-				--value-bytes "$VALUE_BYTES" --coalescing "$co" --duration "${DURATION_MS}ms" --keys "$KEYS" --max-wait "$MAX_WAIT" 2>/dev/null; } 2>"$cpu_file")
+				--value-bytes "$VALUE_BYTES" --coalescing "$co" --duration "${DURATION_MS}ms" --keys "$KEYS" --max-wait "$MAX_WAIT" --latency-every "$LATENCY_EVERY" 2>/dev/null; } 2>"$cpu_file")
 			t=$(echo "$j" | jfield tx_per_sec)
 			if [ "$co" = off ]; then
 				off+=("$t")
@@ -111,6 +113,9 @@ fi
 # PMDK's more (docs/PMEM.md), so say what the load was.
 echo "load average at start: $load0, at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 echo "cross-CPU cache-line round trip (ns), before each repetition: ${xc[*]}"
+if [ "$LATENCY_EVERY" != 1 ]; then
+	echo "latency timed on one transaction in $LATENCY_EVERY (both sides)"
+fi
 echo "4 committers, transactions per CPU-second, coalescing on: farmem/pmdk = $cpuratio4"
 echo "4 committers, coalescing off: farmem/pmdk = $ratio4off"
 echo "farmem/pmdk tx throughput ratio: $ratio4"
