@@ -50,6 +50,32 @@ func runFarmem(t *testing.T, args ...string) (int, string, string) {
 	return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
 }
 
+// wantErrorLine checks the bad-input contract on one run of
+// the binary: a non-zero exit, no panic, exactly one line on stderr that
+// starts with "farmem: " and contains every string of want
+// (case-insensitively).
+func wantErrorLine(t *testing.T, code int, stderr string, want ...string) {
+	t.Helper()
+	if code == 0 {
+		t.Fatalf("exit status 0, want non-zero; stderr: %q", stderr)
+	}
+	if strings.Contains(stderr, "panic") || strings.Contains(stderr, "goroutine ") {
+		t.Fatalf("panicked:\n%s", stderr)
+	}
+	line := strings.TrimSuffix(stderr, "\n")
+	if line == "" || strings.Contains(line, "\n") {
+		t.Fatalf("want exactly one line on stderr, got %q", stderr)
+	}
+	if !strings.HasPrefix(line, "farmem: ") {
+		t.Errorf("error line %q does not start with \"farmem: \"", line)
+	}
+	for _, w := range want {
+		if !strings.Contains(strings.ToLower(line), strings.ToLower(w)) {
+			t.Errorf("error line %q does not name %q", line, w)
+		}
+	}
+}
+
 // TestBadInput checks the contract for bad input: one line on stderr that
 // names the problem, a non-zero exit, never a panic.
 func TestBadInput(t *testing.T) {
@@ -115,22 +141,7 @@ func TestBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runFarmem(t, tc.args...)
 			t.Logf("exit %d: %s", code, strings.TrimSpace(stderr))
-			if code == 0 {
-				t.Fatalf("exit status 0, want non-zero; stderr: %q", stderr)
-			}
-			if strings.Contains(stderr, "panic") || strings.Contains(stderr, "goroutine ") {
-				t.Fatalf("panicked:\n%s", stderr)
-			}
-			line := strings.TrimSuffix(stderr, "\n")
-			if line == "" || strings.Contains(line, "\n") {
-				t.Fatalf("want exactly one line on stderr, got %q", stderr)
-			}
-			if !strings.HasPrefix(line, "farmem: ") {
-				t.Errorf("error line %q does not start with \"farmem: \"", line)
-			}
-			if !strings.Contains(strings.ToLower(line), strings.ToLower(tc.want)) {
-				t.Errorf("error line %q does not name %q", line, tc.want)
-			}
+			wantErrorLine(t, code, stderr, tc.want)
 		})
 	}
 }

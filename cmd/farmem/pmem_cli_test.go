@@ -15,32 +15,6 @@ import (
 	"github.com/farmem/farmem/pmem/pmembench"
 )
 
-// wantErrorLine checks the bad-input contract of TestBadInput on one run of
-// the binary: a non-zero exit, no panic, exactly one line on stderr that
-// starts with "farmem: " and contains every string of want
-// (case-insensitively).
-func wantErrorLine(t *testing.T, code int, stderr string, want ...string) {
-	t.Helper()
-	if code == 0 {
-		t.Fatalf("exit status 0, want non-zero; stderr: %q", stderr)
-	}
-	if strings.Contains(stderr, "panic") || strings.Contains(stderr, "goroutine ") {
-		t.Fatalf("panicked:\n%s", stderr)
-	}
-	line := strings.TrimSuffix(stderr, "\n")
-	if line == "" || strings.Contains(line, "\n") {
-		t.Fatalf("want exactly one line on stderr, got %q", stderr)
-	}
-	if !strings.HasPrefix(line, "farmem: ") {
-		t.Errorf("error line %q does not start with \"farmem: \"", line)
-	}
-	for _, w := range want {
-		if !strings.Contains(strings.ToLower(line), strings.ToLower(w)) {
-			t.Errorf("error line %q does not name %q", line, w)
-		}
-	}
-}
-
 // noRaceExitSleep keeps the race runtime of the subprocesses (under go test
 // -race) from sleeping 1 s in every successful exit (GORACE atexit_sleep_ms,
 // default 1000); races are still reported. GORACE options already set are
