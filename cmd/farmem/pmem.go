@@ -1,10 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -62,20 +61,25 @@ func parseInts(flag, s string, lo, hi int) ([]int, error) {
 	return out, nil
 }
 
-// jsonOut opens the --json destination: "-" is stdout.
-func writeJSON(dest string, v any) error {
-	var w io.Writer = os.Stdout
-	if dest != "-" {
-		f, err := os.Create(dest)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		w = f
+// writeJSON writes v to the --json destination ("-" is stdout).
+func writeJSON(dest string, v any) error { return writeJSONTo(dest, os.Stdout, v) }
+
+// checkJSONDest fails early, before a long run, when the --json
+// destination cannot be written: its directory is missing or it is a
+// directory.
+func checkJSONDest(dest string) error {
+	if dest == "" || dest == "-" {
+		return nil
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if st, err := os.Stat(filepath.Dir(dest)); err != nil {
+		return fmt.Errorf("--json: %w", err)
+	} else if !st.IsDir() {
+		return fmt.Errorf("--json: %s is not a directory", filepath.Dir(dest))
+	}
+	if st, err := os.Stat(dest); err == nil && st.IsDir() {
+		return fmt.Errorf("--json: %s is a directory", dest)
+	}
+	return nil
 }
 
 func newPmemCreateCmd() *cobra.Command {
@@ -118,6 +122,13 @@ func newPmemCheckCmd() *cobra.Command {
 		Short: "verify a pool read-only: header, root slots, journals, allocation map",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Only a regular file: a device or a FIFO would be read for
+			// ever (the whole pool is read into memory).
+			if st, err := os.Stat(args[0]); err != nil {
+				return err
+			} else if !st.Mode().IsRegular() {
+				return fmt.Errorf("%s: not a regular file (%v)", args[0], st.Mode().Type())
+			}
 			mem, err := os.ReadFile(args[0])
 			if err != nil {
 				return err
@@ -224,6 +235,9 @@ func newPmemCrashtestCmd() *cobra.Command {
 			if steps < 1 || random < 0 || recEvery < 0 {
 				return fmt.Errorf("--steps must be >= 1, --random and --recovery-crash-every >= 0")
 			}
+			if err := checkJSONDest(jsonDest); err != nil {
+				return err
+			}
 			if seed == 0 {
 				seed = uint64(time.Now().UnixNano())
 			}
@@ -328,6 +342,9 @@ func newPmemBenchCmd() *cobra.Command {
 			c.KeysPerWorker, c.Journals, c.JournalSize, c.Rounds = keys, k, s, rounds
 			if _, err := os.Stat(path); err == nil {
 				return fmt.Errorf("--pool %s exists; the benchmark creates (and removes) its own pool", path)
+			}
+			if err := checkJSONDest(jsonDest); err != nil {
+				return err
 			}
 			log := os.Stdout
 			if jsonDest == "-" {

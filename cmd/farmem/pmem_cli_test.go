@@ -343,6 +343,7 @@ func TestPmemBadInput(t *testing.T) {
 		{"bench zero latency-every", bench("--latency-every", "0"), []string{"--latency-every", "0"}},
 		{"bench zero journals", bench("--journals", "0"), []string{"--journals", "0"}},
 		{"bench pool exists", bench("--pool", existing), []string{"--pool", existing, "exists"}},
+		{"bench json in a missing directory", bench("--json", filepath.Join(absentDir, "b.json")), []string{"--json", absentDir}},
 		{"bench pool in a missing directory", bench("--pool", filepath.Join(absentDir, "p")), []string{absentDir}},
 		{"bench positional argument", bench("extra"), []string{"unknown command", "extra"}},
 
@@ -353,6 +354,8 @@ func TestPmemBadInput(t *testing.T) {
 		{"crashtest negative random", crashtest("--random", "-1"), []string{"--random"}},
 		{"crashtest negative recovery-crash-every", crashtest("--recovery-crash-every", "-1"), []string{"--recovery-crash-every"}},
 		{"crashtest seed does not parse", crashtest("--seed", "x"), []string{"--seed"}},
+		{"crashtest json in a missing directory", crashtest("--json", filepath.Join(absentDir, "c.json")), []string{"--json", absentDir}},
+		{"crashtest json is a directory", crashtest("--json", dir), []string{"--json", dir, "is a directory"}},
 
 		// create
 		{"create size does not parse", create(newPool("c1"), "--size", "12XB"), []string{"--size", `"12XB"`}},
@@ -368,7 +371,8 @@ func TestPmemBadInput(t *testing.T) {
 		{"create without a pool", []string{"pmem", "create"}, []string{"accepts 1 arg"}},
 
 		// check and recover
-		{"check a directory", []string{"pmem", "check", dir}, []string{dir, "is a directory"}},
+		{"check a directory", []string{"pmem", "check", dir}, []string{dir, "not a regular file"}},
+		{"check a device", []string{"pmem", "check", os.DevNull}, []string{os.DevNull, "not a regular file"}},
 		{"check a file that is not a pool", []string{"pmem", "check", existing}, []string{existing, pmem.ErrBadMagic.Error()}},
 		{"check without a pool", []string{"pmem", "check"}, []string{"accepts 1 arg"}},
 		{"recover a missing file", []string{"pmem", "recover", newPool("absent")}, []string{newPool("absent"), "no such file"}},
