@@ -173,8 +173,9 @@ type shardState struct {
 	// (an atomic store is a locked instruction), for the round's test:
 	// half of the shard's journals waiting make its rounds advance the
 	// watermark.
-	wantW    atomic.Bool
-	lowWater int32
+	wantW       atomic.Bool
+	fullBackoff atomic.Int32 // rounds left that skip a wanted advance (persist)
+	lowWater    int32
 }
 
 type retired struct {
@@ -597,7 +598,14 @@ func (j *Journals) takeJournal(sh *shard) (int, error) {
 // recovery's rule is unchanged: replay every valid journal above the
 // watermark in id order, discard torn ones.
 func (j *Journals) persist(sh *shard, g *Tx, full bool) (bool, error) {
-	full = full || sh.wantW.Load()
+	wanted := false
+	if !full && sh.wantW.Load() {
+		if sh.fullBackoff.Load() > 0 {
+			sh.fullBackoff.Add(-1)
+		} else {
+			full, wanted = true, true
+		}
+	}
 	var recs *appliedRec
 	if full {
 		for k := range j.shards {
@@ -645,8 +653,23 @@ func (j *Journals) persist(sh *shard, g *Tx, full bool) (bool, error) {
 	if recs != nil || full {
 		j.endRound(sh, recs, full)
 	}
+	if wanted && sh.wantW.Load() {
+		// The watermark could not pass enough of the shard's retiring
+		// journals (a claim holder has not finished): the next rounds
+		// stay on the shard's own lines rather than scan every claim
+		// again. A Begin that runs out still forces a full round.
+		sh.fullBackoff.Store(fullBackoffRounds)
+	}
 	return true, nil
 }
+
+// fullBackoffRounds is how many rounds of a shard skip advancing the
+// watermark after an advance left half of its journals retiring. Without
+// it every round of the shard scanned all claims — lines the other core
+// keeps writing — while one claim holder was descheduled: 1.2% of the
+// rounds took over 50 µs, and the p99 of 8 uncoalesced committers with
+// 1024 journals was 210 µs.
+const fullBackoffRounds = 32
 
 // chainApplied puts the stack a on top of the chain recs.
 func chainApplied(recs, a *appliedRec) *appliedRec {
