@@ -3,7 +3,6 @@
 package pager
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -337,19 +336,10 @@ func (r *region) pinPunchCopy(as *asyncState, ev *evictor, vs []victim) (int, er
 		data := buf[k*ps : (k+1)*ps]
 		ev.call.Pages = append(ev.call.Pages, store.Page{ID: store.PageID(vc.pg), Data: data, Sum: store.Checksum(data)})
 	}
-	if len(ev.call.Pages) > 0 {
-		ev.call.Reset()
-		r.p.stats.writeBackCalls.Add(1)
-		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
-		err := store.Do(ctx, r.st, &ev.call)
-		cancel()
-		if err != nil {
-			r.p.stats.writeBackErrors.Add(1)
-			r.reinstall(vs, buf, false)
-			r.p.stats.cleanEvictions.Add(uint64(clean))
-			return clean, fmt.Errorf("write-back of %d pages: %w", len(ev.call.Pages), err)
-		}
-		r.p.stats.writeBacks.Add(uint64(len(ev.call.Pages)))
+	if err := r.storePages(ev); err != nil {
+		r.reinstall(vs, buf, false)
+		r.p.stats.cleanEvictions.Add(uint64(clean))
+		return clean, err
 	}
 	r.p.stats.cleanEvictions.Add(uint64(clean))
 	// 6. Absent; the waiting faults fetch them.

@@ -95,17 +95,8 @@ func pagerDeath(t *testing.T, loseMemnode bool) {
 	if loseMemnode {
 		env = append(env, envBackup+"="+filepath.Join(backupDir, "backup"))
 	}
-	first := startChild(t, "pager", env...)
-	readLine(t, first, "ready")
-
-	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
-	defer cancel()
+	first, ctx, m := mapOnPager(t, sock, env, pages, hangGuard)
 	ps := os.Getpagesize()
-	m, err := farmem.Map(ctx, sock, pages*ps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
 	mem := m.Bytes()
 	fillVersions(mem, pages, ps, 1)
 
@@ -205,16 +196,8 @@ func TestPagerDeathAsyncNotReattached(t *testing.T) {
 	skipWithoutAsync(t)
 	const pages, localPages = 1024, 128
 	_, sock, _, env := deathRig(t, localPages)
-	first := startChild(t, "pager", append(env, envDirty+"="+pager.DirtyAsync)...)
-	readLine(t, first, "ready")
-	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
-	defer cancel()
+	first, ctx, m := mapOnPager(t, sock, append(env, envDirty+"="+pager.DirtyAsync), pages, hangGuard)
 	ps := os.Getpagesize()
-	m, err := farmem.Map(ctx, sock, pages*ps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
 	waitStderr(t, ctx, first, "dirty tracking async")
 	fillVersions(m.Bytes(), pages, ps, 1)
 	killPager(ctx, t, first, m)
@@ -286,6 +269,24 @@ func fillVersions(mem []byte, pages, ps int, v uint64) {
 		copyVersion(buf, uint64(pg), v)
 		copy(mem[pg*ps:], buf)
 	}
+}
+
+// mapOnPager starts a pager child with env, waits until it is ready and
+// maps pages pages through sock. The context bounds the test's waits by
+// guard; it is cancelled, and the mapping closed, at cleanup (before the
+// child is stopped).
+func mapOnPager(t *testing.T, sock string, env []string, pages int, guard time.Duration) (*child, context.Context, *farmem.Mapping) {
+	t.Helper()
+	c := startChild(t, "pager", env...)
+	readLine(t, c, "ready")
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	t.Cleanup(cancel)
+	m, err := farmem.Map(ctx, sock, pages*os.Getpagesize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return c, ctx, m
 }
 
 // deathRig starts what the pager death tests share: a memnode child

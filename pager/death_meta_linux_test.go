@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/farmem/farmem"
 	"github.com/farmem/farmem/pager"
 	"github.com/farmem/farmem/store"
 	"github.com/farmem/farmem/store/remote"
@@ -45,17 +44,8 @@ func pagerDeathMetaLost(t *testing.T, withMeta bool) {
 	if withMeta {
 		env = append(env, envMeta+"="+metaPath)
 	}
-	first := startChild(t, "pager", env...)
-	readLine(t, first, "ready")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 2*hangGuard)
-	defer cancel()
+	first, ctx, m := mapOnPager(t, sock, env, pages, 2*hangGuard)
 	ps := os.Getpagesize()
-	m, err := farmem.Map(ctx, sock, pages*ps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
 	mem := m.Bytes()
 	fillVersions(mem, written, ps, 1)
 

@@ -197,6 +197,12 @@ func (r *region) writeBack(ev *evictor) error {
 		copy(data, r.view[vc.pg*ps:(vc.pg+1)*ps])
 		ev.call.Pages = append(ev.call.Pages, store.Page{ID: store.PageID(vc.pg), Data: data, Sum: store.Checksum(data)})
 	}
+	return r.storePages(ev)
+}
+
+// storePages writes ev.call.Pages to the far tier in one call and counts
+// it; both eviction paths (write-protect and pinned) end with it.
+func (r *region) storePages(ev *evictor) error {
 	if len(ev.call.Pages) == 0 {
 		return nil
 	}
