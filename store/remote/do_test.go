@@ -15,8 +15,12 @@ import (
 
 // doStore routes every call through Store.Do (on a goroutine, so that Submit
 // stays asynchronous), to run the conformance suite over the path where the
-// caller reads its own reply.
-type doStore struct{ *Store }
+// caller reads its own reply; with deadline, through Store.DoDeadline with
+// a distant deadline.
+type doStore struct {
+	*Store
+	deadline bool
+}
 
 func (d doStore) Submit(ctx context.Context, c *store.Call) {
 	store.CheckDone(c)
@@ -26,30 +30,35 @@ func (d doStore) Submit(ctx context.Context, c *store.Call) {
 	cp := *c
 	cp.Done = make(chan *store.Call, 1)
 	go func() {
-		d.Store.Do(ctx, &cp)
+		if d.deadline {
+			d.Store.DoDeadline(ctx, &cp, time.Now().Add(time.Minute))
+		} else {
+			d.Store.Do(ctx, &cp)
+		}
 		c.Err = cp.Err
 		c.Done <- c
 	}()
 }
 
-func TestConformanceDo(t *testing.T) {
-	n := startNode(t, memnode.Config{})
+// runDoConformance runs the conformance suite over doStore on one memnode
+// started with nc, each store opened with c and its own namespace.
+func runDoConformance(t *testing.T, nc memnode.Config, c Config, deadline bool) {
+	n := startNode(t, nc)
 	i := 0
 	storetest.Run(t, func(t *testing.T) store.Store {
 		i++
-		return doStore{open(t, Config{Nodes: []string{n.addr}, Namespace: fmt.Sprintf("do-%d", i), ConnsPerNode: 1})}
+		c := c
+		c.Nodes, c.Namespace, c.ConnsPerNode = []string{n.addr}, fmt.Sprintf("do-%d", i), 1
+		return doStore{open(t, c), deadline}
 	})
 }
+
+func TestConformanceDo(t *testing.T) { runDoConformance(t, memnode.Config{}, Config{}, false) }
 
 // TestConformanceDoSpinning is TestConformanceDo with both sides
 // busy-polling for their reads (Config.SpinRead, memnode.Config.SpinRead).
 func TestConformanceDoSpinning(t *testing.T) {
-	n := startNode(t, memnode.Config{SpinRead: 20 * time.Microsecond})
-	i := 0
-	storetest.Run(t, func(t *testing.T) store.Store {
-		i++
-		return doStore{open(t, Config{Nodes: []string{n.addr}, Namespace: fmt.Sprintf("spin-%d", i), ConnsPerNode: 1, SpinRead: 50 * time.Microsecond})}
-	})
+	runDoConformance(t, memnode.Config{SpinRead: 20 * time.Microsecond}, Config{SpinRead: 50 * time.Microsecond}, false)
 }
 
 // TestDoConcurrent mixes synchronous callers (who compete for the read role
@@ -182,29 +191,8 @@ func TestIdleConnClosedByMemnode(t *testing.T) {
 	}
 }
 
-// doDeadlineStore routes every call through Store.DoDeadline with a distant
-// deadline, to run the conformance suite over it.
-type doDeadlineStore struct{ *Store }
-
-func (d doDeadlineStore) Submit(ctx context.Context, c *store.Call) {
-	store.CheckDone(c)
-	cp := *c
-	cp.Done = make(chan *store.Call, 1)
-	go func() {
-		d.Store.DoDeadline(ctx, &cp, time.Now().Add(time.Minute))
-		c.Err = cp.Err
-		c.Done <- c
-	}()
-}
-
-func TestConformanceDoDeadline(t *testing.T) {
-	n := startNode(t, memnode.Config{})
-	i := 0
-	storetest.Run(t, func(t *testing.T) store.Store {
-		i++
-		return doDeadlineStore{open(t, Config{Nodes: []string{n.addr}, Namespace: fmt.Sprintf("dl-%d", i), ConnsPerNode: 1})}
-	})
-}
+// TestConformanceDoDeadline runs the suite over Store.DoDeadline.
+func TestConformanceDoDeadline(t *testing.T) { runDoConformance(t, memnode.Config{}, Config{}, true) }
 
 // TestDoDeadlineOwnDeadline: DoDeadline's deadline ends a call whose caller
 // reads its own reply (with and without SpinRead) like a context deadline,
