@@ -142,9 +142,8 @@
 // more): batching adjacent pages matters more than the choice of fence.
 // Excluding the write-back, eviction costs about the same both ways; what
 // WP_ASYNC gains is on the write side (0.8 µs per first store instead of
-// 7-8). shared/notes/userfaultfd.md has the table. Its helper process is
-// dispatched from this package's init (HelperEnv=evict-app), not from
-// MaybeRunHelper.
+// 7-8). shared/notes/userfaultfd.md has the table. Its helper process
+// (HelperEnv=evict-app) is dispatched by MaybeRunHelper, as the others.
 //
 // # Platforms
 //

@@ -21,10 +21,9 @@ import (
 // process: the victims are mapped (and registered, and written) there, so
 // that the write protection, the punch and the scan act on a foreign page
 // table as the pager's do. That process is this binary re-executed with
-// HelperEnv=evict-app. It is dispatched from this file's init, not from
-// MaybeRunHelper, which does not know the kind (measure_linux.go is not
-// this file's to change): a binary that calls MeasureEviction needs
-// nothing more than one that calls MeasureDirtyTracking.
+// HelperEnv=evict-app, dispatched by MaybeRunHelper like the fault
+// helpers: a binary that calls MeasureEviction needs nothing more than one
+// that calls MeasureDirtyTracking.
 
 const (
 	helperEvictApp   = "evict-app"

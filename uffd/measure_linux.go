@@ -38,26 +38,25 @@ const (
 // binary re-executed: a userfaultfd handler must live in another process
 // than the faulting Go code.
 func MaybeRunHelper() {
+	var run func() error
 	switch v := os.Getenv(HelperEnv); v {
 	case "":
 		return
-	case helperBareFault, helperWPFault, helperEvictApp:
-		run := runBareHandler
-		switch v {
-		case helperWPFault:
-			run = runWPHandler
-		case helperEvictApp:
-			run = runEvictApp
-		}
-		if err := run(); err != nil {
-			fmt.Fprintf(os.Stderr, "uffd helper: %v\n", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
+	case helperBareFault:
+		run = runBareHandler
+	case helperWPFault:
+		run = runWPHandler
+	case helperEvictApp:
+		run = runEvictApp
 	default:
 		fmt.Fprintf(os.Stderr, "uffd helper: unknown %s=%q\n", HelperEnv, v)
 		os.Exit(2)
 	}
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "uffd helper: %v\n", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
 }
 
 // runBareHandler is the minimal handler: one goroutine that blocks in Read
