@@ -2,6 +2,7 @@ package journal
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"sort"
 	"sync"
@@ -175,7 +176,7 @@ type shardState struct {
 	// watermark.
 	wantW       atomic.Bool
 	fullBackoff atomic.Int32 // rounds left that skip a wanted advance (persist)
-	lowWater    int32
+	lowWater    int32        // the same in every shard: half a shard's share of the journals
 }
 
 type retired struct {
@@ -708,13 +709,8 @@ var rangeBufs = sync.Pool{New: func() any { b := make([]pmem.Range, 0, 64); retu
 func (j *Journals) advanceW() uint64 {
 	j.wMu.Lock()
 	defer j.wMu.Unlock()
-	m := j.nextID.Load()
-	for i := range j.claims {
-		if c := j.claims[i].Load(); c != 0 && c < m {
-			m = c
-		}
-	}
-	w := m - 1
+	m := j.nextID.Load() // first: see the comment above
+	w := min(m, j.leastClaim()) - 1
 	if w <= j.wWord {
 		return 0
 	}
@@ -756,34 +752,31 @@ func (j *Journals) fence(sh *shard, group bool) error {
 }
 
 // endRound runs after the fence of a round that flushed the homes of recs:
-// it drops their claims and parks their journals on sh's retiring list.
-// A record is cleared before its claim is dropped, since its journal may
-// be reused as soon as the watermark passes it. After a full round it also
-// frees sh's journals that the durable watermark has passed, so that the
-// shard's next rounds are not full again for the same journals.
+// it parks their journals on sh's retiring list and drops their claims.
+// After a full round it also frees sh's journals that the durable
+// watermark has passed, so that the shard's next rounds are not full again
+// for the same journals.
 func (j *Journals) endRound(sh *shard, recs *appliedRec, full bool) {
-	var buf [16]retired
-	rts := buf[:0]
-	for a := recs; a != nil; {
-		next := a.next
-		rts = append(rts, retired{idx: a.idx, id: a.id})
-		a.next, a.homes = nil, a.homes[:0]
-		a = next
-	}
 	sh.freeMu.Lock()
 	if full {
-		// Before the append: the ids just retired are above every value
+		// Before the appends: the ids retired now are above every value
 		// the watermark may have reached while their claims stood.
 		sh.reap(j.wDurable.Load())
 	}
-	sh.retiring = append(sh.retiring, rts...)
-	sh.noteRetiring()
-	sh.freeMu.Unlock()
-	for _, rt := range rts {
-		if c := &j.claims[rt.idx]; c.Load() != 0 {
+	// Under freeMu, each journal joins the retiring list before its claim
+	// is dropped (replayable relies on that order), and none can be freed
+	// before the loop is done with its record (reap needs freeMu).
+	for a := recs; a != nil; {
+		next := a.next
+		sh.retiring = append(sh.retiring, retired{idx: a.idx, id: a.id})
+		a.next, a.homes = nil, a.homes[:0]
+		if c := &j.claims[a.idx]; c.Load() != 0 {
 			c.Store(0)
 		}
+		a = next
 	}
+	sh.noteRetiring()
+	sh.freeMu.Unlock()
 }
 
 // Sync makes every committed transaction's home writes durable and advances
@@ -861,10 +854,8 @@ func (j *Journals) syncThrough(target uint64) error {
 // during the scan is seen in one place or the other. An id <= target was
 // taken before target was read, so its claim was stored before that.
 func (j *Journals) replayable(target uint64) bool {
-	for i := range j.claims {
-		if c := j.claims[i].Load(); c != 0 && c <= target {
-			return true
-		}
+	if j.leastClaim() <= target {
+		return true
 	}
 	w := j.wDurable.Load()
 	for k := range j.shards {
@@ -881,15 +872,16 @@ func (j *Journals) replayable(target uint64) bool {
 	return false
 }
 
-// anyApplied reports whether some shard has applied ids waiting for a
-// round.
-func (j *Journals) anyApplied() bool {
-	for k := range j.shards {
-		if j.shards[k].applied.Load() != nil {
-			return true
+// leastClaim returns the least claim of any journal (math.MaxUint64 if
+// none holds one).
+func (j *Journals) leastClaim() uint64 {
+	m := uint64(math.MaxUint64)
+	for i := range j.claims {
+		if c := j.claims[i].Load(); c != 0 && c < m {
+			m = c
 		}
 	}
-	return false
+	return m
 }
 
 // Close syncs and refuses further transactions. It does not close the pool.
