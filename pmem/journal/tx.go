@@ -57,7 +57,7 @@ type Tx struct {
 
 	pnext      *Tx         // next commit on the pending stack / in the group
 	open       bool        // counted in shard.open
-	taken      atomic.Bool // a round leader took the commit from the pending list
+	taken      atomic.Bool // a round leader took the commit from the pending list (only with Rounds > 1)
 	persisted  atomic.Bool // set by the round leader once the commit is durable
 	persistErr error       // the round's result, written before persisted is set
 }
@@ -180,7 +180,6 @@ func (tx *Tx) Commit() error {
 		if err := j.commitRedo(tx); err != nil {
 			return err
 		}
-		tx.sh.txs.Add(1)
 		tx.runCommit()
 		return nil
 	default:
@@ -353,7 +352,6 @@ func (j *Journals) CommitAll(txs ...*Tx) error {
 		}
 	}
 	for _, tx := range g {
-		tx.sh.txs.Add(1)
 		tx.runCommit()
 	}
 	return nil

@@ -82,13 +82,19 @@ type stripe struct {
 	_ [120]byte // one stripe per 128 bytes (adjacent-line prefetch)
 }
 
-// get returns the stripes, made on first use (one per processor at that
-// time; a later GOMAXPROCS only folds more processors onto them).
+// get returns the stripes, made on first use: one per processor at that
+// time, rounded up to a power of two so that Add picks its stripe with a
+// mask rather than a division (a later GOMAXPROCS only folds more
+// processors onto them).
 func (c *Counter) get() []stripe {
 	if s := c.p.Load(); s != nil {
 		return *s
 	}
-	s := make([]stripe, max(runtime.GOMAXPROCS(0), 1))
+	n := 1
+	for n < runtime.GOMAXPROCS(0) {
+		n *= 2
+	}
+	s := make([]stripe, n)
 	if c.p.CompareAndSwap(nil, &s) {
 		return s
 	}
@@ -98,7 +104,7 @@ func (c *Counter) get() []stripe {
 // Add adds n.
 func (c *Counter) Add(n uint64) {
 	s := c.get()
-	s[ProcID()%len(s)].n.Add(n)
+	s[ProcID()&(len(s)-1)].n.Add(n)
 }
 
 // Load returns the sum of every Add so far (exact once the adders are
