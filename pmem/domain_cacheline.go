@@ -9,6 +9,7 @@ type lineDomain struct {
 	mem   []byte
 	instr FlushInstr
 	name  string
+	_     [16]byte // 64 bytes: a line of its own (read on every flush)
 }
 
 // NewLineDomain returns a Domain over mem that flushes with the best CPU

@@ -66,8 +66,7 @@ func BenchmarkRedoFloor(b *testing.B) {
 						binary.LittleEndian.PutUint32(mem[jo+12:], crc32.Checksum(mem[jo:jo+12], crc))
 						copy(mem[home:], body[16:entry])
 						rs = append(rs[:0], Range{jo, 64 + entry}, Range{home, value})
-						p.FlushRanges(rs)
-						if err := p.Fence(); err != nil {
+						if err := p.PersistRanges(rs); err != nil {
 							b.Error(err)
 							return
 						}

@@ -234,6 +234,25 @@ type Range struct{ Off, Len uint64 }
 // runs between the flushes).
 func (p *Pool) FlushRanges(rs []Range) {
 	p.dom.flushes.Add(uint64(len(rs)))
+	p.flushRanges(rs)
+}
+
+// PersistRanges is FlushRanges and then Fence: when it returns nil the
+// ranges are durable. The batch is counted (len(rs) flushes and one fence)
+// before the first flush. An atomic add is a locked instruction, which on
+// x86 waits for the core's outstanding write-backs as the fence does, so
+// no count runs between the flushes and the fence, nor right after it: the
+// caller may go on with plain loads and stores while the write-backs
+// complete (its stores still become visible only after them), and the
+// first locked instruction it runs is where it waits.
+func (p *Pool) PersistRanges(rs []Range) error {
+	p.dom.flushes.Add(uint64(len(rs)))
+	p.dom.fences.Add(1)
+	p.flushRanges(rs)
+	return p.dom.d.Fence()
+}
+
+func (p *Pool) flushRanges(rs []Range) {
 	for _, r := range rs {
 		off, n := r.Off, r.Len
 		if off >= uint64(len(p.mem)) || n == 0 {

@@ -82,8 +82,9 @@ type Journals struct {
 	freeWaiters atomic.Int32
 
 	// byProc maps a processor id to its shard (shardHere), so that the
-	// lookup costs no division.
-	byProc []*shard
+	// lookup costs no division; inline, as a small heap array would share
+	// its line with whatever the allocator put beside it.
+	byProc [16]*shard
 
 	// nextID is the next commit id, taken with an atomic add: by a
 	// coalesced group's leader for the whole group, by an uncoalesced
@@ -206,6 +207,10 @@ type appliedRec struct {
 	idx   int
 	homes [][2]uint64 // (offset, length) of each home range
 	next  *appliedRec
+	// homeBuf backs homes for up to two ranges: a small heap array would
+	// share its line with other journals' records, written on the other
+	// core.
+	homeBuf [2][2]uint64
 }
 
 // pushApplied pushes the chain first..last (linked through next) on the
@@ -248,7 +253,9 @@ func Open(p *pmem.Pool, o Options) (*Journals, Recovery, error) {
 		sh.cond.L = &sh.condMu
 		sh.free = make([]int, 0, h.Journals)
 	}
-	j.byProc = make([]*shard, max(runtime.GOMAXPROCS(0), len(j.shards)))
+	for i := range j.recs {
+		j.recs[i].homes = j.recs[i].homeBuf[:0]
+	}
 	for id := range j.byProc {
 		j.byProc[id] = &j.shards[id%len(j.shards)]
 	}
@@ -447,7 +454,7 @@ func (j *Journals) shardHere() *shard {
 	if id < len(j.byProc) {
 		return j.byProc[id]
 	}
-	return &j.shards[id%len(j.shards)] // GOMAXPROCS grew after Open
+	return &j.shards[id%len(j.shards)]
 }
 
 // pop pops a free journal of the shard, if any; when the free list is
@@ -597,8 +604,10 @@ func (j *Journals) takeJournal(sh *shard) (int, error) {
 // line its one fence is meant to make durable: the journals of the group g
 // (linked through pnext; nil for a round without commits) (body and
 // header, sealed before), the home ranges of the applied ids it pops, and
-// the watermark word if it advances it. Afterwards the popped ids' homes
-// are durable: their claims are dropped and their journals wait on shard
+// the watermark word if it advances it. After its fence it applies the
+// group to the homes and pushes its records on sh's applied stack (the
+// next round of sh flushes those homes). The popped ids' homes are then
+// durable: their claims are dropped and their journals wait on shard
 // sh's retiring list until the durable watermark passes them. The round
 // reports whether it flushed anything; a round with nothing to flush
 // issues no fence.
@@ -646,8 +655,9 @@ func (j *Journals) persist(sh *shard, g *Tx, full bool) (bool, error) {
 	if g == nil && recs == nil && w == 0 {
 		return false, nil
 	}
-	bp := rangeBufs.Get().(*[]pmem.Range)
-	rs := (*bp)[:0]
+	// On the stack for the usual round; a big one grows onto the heap.
+	var buf [32]pmem.Range
+	rs := buf[:0]
 	for tx := g; tx != nil; tx = tx.pnext {
 		rs = append(rs, pmem.Range{Off: tx.base, Len: uint64(HeaderSize + tx.used)})
 	}
@@ -659,15 +669,46 @@ func (j *Journals) persist(sh *shard, g *Tx, full bool) (bool, error) {
 	if w != 0 {
 		rs = append(rs, pmem.Range{Off: pmem.WatermarkOff, Len: 8})
 	}
-	j.p.FlushRanges(rs)
-	if testHookPreFence != nil && recs != nil {
-		testHookPreFence()
+	// Counted before the flushes: see PersistRanges.
+	if g != nil {
+		sh.groups.Add(1)
+	} else {
+		sh.idle.Add(1)
 	}
-	err := j.fence(sh, g != nil)
-	*bp = rs[:0]
-	rangeBufs.Put(bp)
+	var err error
+	if testHookPreFence != nil && recs != nil {
+		j.p.FlushRanges(rs)
+		testHookPreFence()
+		err = j.p.Fence()
+	} else {
+		err = j.p.PersistRanges(rs)
+	}
 	if err != nil {
-		return true, err
+		j.failed.Store(true)
+		return true, fmt.Errorf("%w: %v", ErrFailed, err)
+	}
+	if g != nil {
+		// The group is durable: apply it to the homes now, before any
+		// locked instruction. The fence does not hold the core up; the
+		// first locked instruction after it waits for the write-backs
+		// (about as long as a round's flushes and apply take on this
+		// machine), so the copies run in that shadow. Their stores
+		// become visible only after the flushed lines are durable,
+		// which is what redo needs: no home changes before its journal
+		// is durable.
+		var first, last *appliedRec
+		n := uint64(0)
+		for tx := g; tx != nil; tx = tx.pnext {
+			tx.apply()
+			a := j.applied(tx)
+			if first == nil {
+				last = a
+			}
+			a.next, first = first, a
+			n++
+		}
+		sh.pushApplied(first, last)
+		sh.txs.Add(n) // once per group, not a locked add per committer
 	}
 	if w != 0 {
 		j.raiseDurable(w)
@@ -711,10 +752,6 @@ func chainApplied(recs, a *appliedRec) *appliedRec {
 // another round may advance the watermark.
 var testHookPreFence func()
 
-// rangeBufs recycles the flush lists of persist rounds (several may run at
-// once).
-var rangeBufs = sync.Pool{New: func() any { b := make([]pmem.Range, 0, 64); return &b }}
-
 // advanceW computes the highest watermark the durable homes allow and, if
 // it is above the word's value, writes it into the word and returns it
 // (the round flushes it); otherwise it returns 0.
@@ -755,22 +792,6 @@ func (j *Journals) raiseDurable(w uint64) {
 	if j.freeWaiters.Load() > 0 {
 		j.signalFree()
 	}
-}
-
-// fence issues a round's one fence and counts it. The counts come after
-// the fence: an atomic add is a locked instruction, which waits for the
-// core's outstanding write-backs as the fence does.
-func (j *Journals) fence(sh *shard, group bool) error {
-	if err := j.p.Fence(); err != nil {
-		j.failed.Store(true)
-		return fmt.Errorf("%w: %v", ErrFailed, err)
-	}
-	if group {
-		sh.groups.Add(1)
-	} else {
-		sh.idle.Add(1)
-	}
-	return nil
 }
 
 // endRound runs after the fence of a round that flushed the homes of recs:
@@ -937,14 +958,8 @@ func (j *Journals) commitRedo(tx *Tx) error {
 		j.claim(tx)
 		j.seal(tx, j.nextID.Add(1)-1)
 		j.claims[tx.idx].Store(tx.id)
-		if _, err := j.persist(tx.sh, tx, false); err != nil {
-			return err
-		}
-		tx.apply()
-		a := j.applied(tx)
-		tx.sh.pushApplied(a, a)
-		tx.sh.txs.Add(1)
-		return nil
+		_, err := j.persist(tx.sh, tx, false) // applies tx
+		return err
 	}
 	// The group is that of the processor the commit runs on now: the
 	// committers that share it with this one are the ones a yield lets
@@ -1121,29 +1136,12 @@ func (j *Journals) leadRound(sh *shard, gather bool) {
 			j.seal(tx, id)
 			id++
 		}
-		_, err = j.persist(sh, g, false)
-	}
-	if err == nil {
-		// The leader applies the group itself: a committer that is
+		// The round applies the group itself: a committer that is
 		// descheduled after its round (four committers on two
 		// processors, say) would otherwise hold an id that is durable
 		// but not applied, and the watermark, and with it the recycling
 		// of every later journal, would wait for it to run again.
-		var first, last *appliedRec
-		for tx := g; tx != nil; tx = tx.pnext {
-			tx.apply()
-			a := j.applied(tx)
-			if first == nil {
-				last = a
-			}
-			a.next, first = first, a
-		}
-		if first != nil {
-			sh.pushApplied(first, last)
-			// Counted for the group, once: the committers return
-			// without a locked add each.
-			sh.txs.Add(uint64(n))
-		}
+		_, err = j.persist(sh, g, false)
 	}
 	for tx := g; tx != nil; {
 		// Once persisted is set the committer may return and reuse its
