@@ -12,7 +12,8 @@ const (
 	// Magic opens every pool file.
 	Magic = "FARMEMPL"
 	// Version is the on-media format version this package writes and reads.
-	Version = 1
+	// 2: 32-byte journal headers (1 had 64-byte ones; package journal).
+	Version = 2
 	// HeaderSize is the size of the header page; the journal area follows it.
 	HeaderSize = 4096
 	// Unit is the allocation granule of the heap.

@@ -16,10 +16,17 @@ const (
 )
 
 const (
-	// Magic is the first word of every written journal header ("FMJ1").
-	Magic uint32 = 0x314a4d46
-	// HeaderSize is the size of a journal header: one cache line.
-	HeaderSize = 64
+	// Magic is the first word of every written journal header ("FMJ2";
+	// "FMJ1" was the 64-byte header of pool format 1).
+	Magic uint32 = 0x324a4d46
+	// HeaderSize is the size of a journal header: half a cache line, so
+	// that the first entry starts in the header's line. A 256-byte update
+	// then fits five lines instead of six; every line a round flushes adds
+	// to the write-back it waits for (docs/PMEM.md).
+	HeaderSize = 32
+	// headerSumOff is where the header checksum sits: the header's last
+	// four bytes, covering the bytes before them.
+	headerSumOff = HeaderSize - 4
 	// EntryHeaderSize is the fixed part of an entry.
 	EntryHeaderSize = 16
 )
@@ -28,17 +35,18 @@ var le = binary.LittleEndian
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Header is a decoded journal header, the first cache line of a journal:
+// Header is a decoded journal header, the first 32 bytes of a journal
+// (aligned to a cache line, as every journal is):
 //
-//	0      4     5    8      16      20     24         28         60    64
-//	+------+-----+----+------+-------+------+----------+----------+-----+
-//	|magic |state|zero| id   | count | used | body crc |   zero   | crc |
-//	+------+-----+----+------+-------+------+----------+----------+-----+
+//	0      4     5    8      16      20     24         28    32
+//	+------+-----+----+------+-------+------+----------+-----+
+//	|magic |state|zero| id   | count | used | body crc | crc |
+//	+------+-----+----+------+-------+------+----------+-----+
 //
 // id is the commit id (redo), the begin id (undo) or the last id the journal
 // held (free). count entries occupy used bytes after the header. body crc is
 // CRC32C of those bytes (redo only; 0 otherwise); crc is CRC32C of header
-// bytes [0, 60), so a redo header is valid only if the header and every entry
+// bytes [0, 28), so a redo header is valid only if the header and every entry
 // reached the media. An all-zero header is a free, never used journal.
 //
 // The entries that follow are
@@ -68,7 +76,7 @@ func (h Header) encode(b []byte) {
 	le.PutUint32(b[16:], h.Count)
 	le.PutUint32(b[20:], h.Used)
 	le.PutUint32(b[24:], h.BodyCRC)
-	le.PutUint32(b[60:], crc32.Checksum(b[:60], castagnoli))
+	le.PutUint32(b[headerSumOff:], crc32.Checksum(b[:headerSumOff], castagnoli))
 }
 
 // DecodeHeader decodes the journal header at the start of j, a whole journal
@@ -95,7 +103,7 @@ func DecodeHeader(j []byte) (Header, error) {
 	if h.State > StateRedo {
 		return h, fmt.Errorf("%w: state %d", ErrJournalCorrupt, h.State)
 	}
-	if le.Uint32(b[60:]) != crc32.Checksum(b[:60], castagnoli) {
+	if le.Uint32(b[headerSumOff:]) != crc32.Checksum(b[:headerSumOff], castagnoli) {
 		return h, ErrTorn
 	}
 	if uint64(h.Used) > uint64(len(j)-HeaderSize) || uint64(h.Count)*EntryHeaderSize > uint64(h.Used) {
