@@ -106,7 +106,7 @@ type Journals struct {
 	// homes. The watermark stays below every claim (see advanceW). Each
 	// shard's journals are contiguous at Open, so a core writes mostly its
 	// own lines of this array.
-	claims []atomic.Uint64
+	claims []sched.Word64
 
 	// wMu serialises watermark advances: computing a new value and writing
 	// it into the word. A round holds it for the computation only, never
@@ -116,7 +116,7 @@ type Journals struct {
 	wWord    uint64        // value in the word (flushed, maybe not yet fenced); under wMu
 	wDurable atomic.Uint64 // largest value a round wrote into the word and then fenced
 
-	maxRounds int32 // round slots per shard
+	maxRounds uint32 // round slots per shard
 
 	recs []appliedRec // applied-stack node of each journal
 
@@ -153,7 +153,7 @@ type shardState struct {
 	open atomic.Int32
 	// inflight is the number of the shard's rounds between taking a
 	// group and marking it persisted, at most Journals.maxRounds.
-	inflight atomic.Int32
+	inflight sched.Word32
 	// applied is a lock-free stack of redo ids whose home writes are not
 	// yet flushed; the next persist round pops it.
 	applied atomic.Pointer[appliedRec]
@@ -241,7 +241,7 @@ func Open(p *pmem.Pool, o Options) (*Journals, Recovery, error) {
 	if o.Shards <= 0 {
 		o.Shards = runtime.GOMAXPROCS(0)
 	}
-	j := &Journals{p: p, h: h, opts: o, shards: make([]shard, o.Shards), freeSig: make(chan struct{}, 1), maxRounds: int32(o.Rounds), recs: make([]appliedRec, h.Journals), claims: make([]atomic.Uint64, h.Journals)}
+	j := &Journals{p: p, h: h, opts: o, shards: make([]shard, o.Shards), freeSig: make(chan struct{}, 1), maxRounds: uint32(o.Rounds), recs: make([]appliedRec, h.Journals), claims: make([]sched.Word64, h.Journals)}
 	// Each shard starts with a contiguous block of journals; a round
 	// advances the watermark once half of its block waits for it.
 	per := (int(h.Journals) + o.Shards - 1) / o.Shards
@@ -984,13 +984,14 @@ func (sh *shard) pushPending(first, last *Tx, n int32) {
 
 // followerYields bounds how many times a waiting committer yields before it
 // sleeps on its shard's condition variable.
-const followerYields = 64
+// (A variable so that a test can make every follower sleep.)
+var followerYields = 64
 
 // await returns once tx, pending on shard sh, is persisted, leading
 // rounds of that shard while it is still pending and a round slot is free.
 func (j *Journals) await(sh *shard, tx *Tx, gather bool) error {
 	for spins := 0; ; spins++ {
-		if tx.persisted.Load() {
+		if tx.persisted.Load() != 0 {
 			return tx.persistErr
 		}
 		if !tx.taken.Load() && j.takeSlot(sh) {
@@ -1010,7 +1011,7 @@ func (j *Journals) await(sh *shard, tx *Tx, gather bool) error {
 		// the two sees the other and no wake-up is lost.
 		sh.condMu.Lock()
 		sh.sleepers.Add(1)
-		for !tx.persisted.Load() && (tx.taken.Load() || sh.inflight.Load() >= j.maxRounds) {
+		for tx.persisted.Load() == 0 && (tx.taken.Load() || sh.inflight.Load() >= j.maxRounds) {
 			sh.cond.Wait()
 		}
 		sh.sleepers.Add(-1)
@@ -1148,10 +1149,16 @@ func (j *Journals) leadRound(sh *shard, gather bool) {
 		// Tx: read the link first.
 		next := tx.pnext
 		tx.persistErr = err
-		tx.persisted.Store(true)
+		tx.persisted.Store(1)
 		tx = next
 	}
-	sh.inflight.Add(-1)
+	// A locked instruction, not a release store: the sleepers check
+	// below must not pass the stores that publish the results and free
+	// the slot (a follower announces its sleep, then looks at both; with
+	// a plain store here the leader's load could see no sleeper while
+	// the follower still saw the slot taken: a lost wake-up, which hung
+	// one benchmark run in about a hundred).
+	sh.inflight.Add(^uint32(0))
 	if sh.sleepers.Load() > 0 {
 		sh.condMu.Lock()
 		sh.cond.Broadcast()

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/farmem/farmem/pmem"
+	"github.com/farmem/farmem/pmem/internal/sched"
 )
 
 // Mode is how a transaction logs.
@@ -55,11 +56,11 @@ type Tx struct {
 	err     error
 	done    bool
 
-	pnext      *Tx         // next commit on the pending stack / in the group
-	open       bool        // counted in shard.open
-	taken      atomic.Bool // a round leader took the commit from the pending list (only with Rounds > 1)
-	persisted  atomic.Bool // set by the round leader once the commit is durable
-	persistErr error       // the round's result, written before persisted is set
+	pnext      *Tx          // next commit on the pending stack / in the group
+	open       bool         // counted in shard.open
+	taken      atomic.Bool  // a round leader took the commit from the pending list (only with Rounds > 1)
+	persisted  sched.Word32 // set to 1 by the round leader once the commit is durable
+	persistErr error        // the round's result, written before persisted is set
 }
 
 var _ pmem.TxWriter = (*Tx)(nil)

@@ -45,7 +45,7 @@ func Yield() { goyield() }
 // SpinMutex polls the holder on the other core briefly, then yields (the
 // holder may be descheduled on this processor), and never parks. The zero
 // value is unlocked.
-type SpinMutex struct{ v atomic.Int32 }
+type SpinMutex struct{ v Word32 }
 
 // spinLoads is how many loads a contending Lock polls before it yields.
 const spinLoads = 64
@@ -65,7 +65,7 @@ func (m *SpinMutex) Lock() {
 // TryLock takes the lock if it is free.
 func (m *SpinMutex) TryLock() bool { return m.v.CompareAndSwap(0, 1) }
 
-// Unlock releases the lock.
+// Unlock releases the lock, with a release store (see Word32).
 func (m *SpinMutex) Unlock() { m.v.Store(0) }
 
 // Counter is a counter striped per processor, so that goroutines on

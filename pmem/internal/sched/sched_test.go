@@ -49,3 +49,48 @@ func TestSpinMutexCounter(t *testing.T) {
 	}
 	mu.Unlock()
 }
+
+// TestWords checks that a release store writes exactly the word (all 64
+// bits, nothing beside it) and that it publishes the stores before it:
+// a reader that sees the flag must see the payload.
+func TestWords(t *testing.T) {
+	var pair struct {
+		a, b Word64
+		c, d Word32
+	}
+	pair.b.Store(0xdeadbeefcafef00d)
+	pair.d.Store(0x89abcdef)
+	if pair.a.Load() != 0 || pair.b.Load() != 0xdeadbeefcafef00d || pair.c.Load() != 0 || pair.d.Load() != 0x89abcdef {
+		t.Fatalf("stores spilled or were lost: %+v", pair)
+	}
+	if !pair.c.CompareAndSwap(0, 7) || pair.c.Add(1) != 8 {
+		t.Fatalf("CompareAndSwap/Add: %d", pair.c.Load())
+	}
+	const rounds = 20000
+	var (
+		payload [rounds]uint64
+		flag    Word32
+		wg      sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 1; i <= rounds; i++ {
+			for flag.Load() != uint32(i-1)*2 {
+				Yield()
+			}
+			payload[i-1] = uint64(i)
+			flag.Store(uint32(i)*2 - 1)
+		}
+	}()
+	for i := 1; i <= rounds; i++ {
+		for flag.Load() != uint32(i)*2-1 {
+			Yield()
+		}
+		if payload[i-1] != uint64(i) {
+			t.Fatalf("round %d: flag seen before the payload (%d)", i, payload[i-1])
+		}
+		flag.Store(uint32(i) * 2)
+	}
+	wg.Wait()
+}
