@@ -117,6 +117,7 @@ type Journals struct {
 	wDurable atomic.Uint64 // largest value a round wrote into the word and then fenced
 
 	maxRounds uint32 // round slots per shard
+	per       int    // journals per shard at Open (see home)
 
 	recs []appliedRec // applied-stack node of each journal
 
@@ -245,6 +246,7 @@ func Open(p *pmem.Pool, o Options) (*Journals, Recovery, error) {
 	// Each shard starts with a contiguous block of journals; a round
 	// advances the watermark once half of its block waits for it.
 	per := (int(h.Journals) + o.Shards - 1) / o.Shards
+	j.per = max(per, 1)
 	for k := range j.shards {
 		j.shards[k].lowWater = int32(max(1, per/2))
 	}
@@ -267,7 +269,7 @@ func Open(p *pmem.Pool, o Options) (*Journals, Recovery, error) {
 		return nil, rec, err
 	}
 	for i := int(h.Journals) - 1; i >= 0; i-- {
-		sh := &j.shards[min(i/per, len(j.shards)-1)]
+		sh := j.home(i)
 		sh.free = append(sh.free, i)
 	}
 	return j, rec, nil
@@ -800,27 +802,54 @@ func (j *Journals) raiseDurable(w uint64) {
 // watermark has passed, so that the shard's next rounds are not full again
 // for the same journals.
 func (j *Journals) endRound(sh *shard, recs *appliedRec, full bool) {
-	sh.freeMu.Lock()
 	if full {
-		// Before the appends: the ids retired now are above every value
-		// the watermark may have reached while their claims stood.
+		// The ids retired now are above every value the watermark may
+		// have reached while their claims stood: reaping first skips them.
+		sh.freeMu.Lock()
 		sh.reap(j.wDurable.Load())
+		sh.noteRetiring()
+		sh.freeMu.Unlock()
 	}
-	// Under freeMu, each journal joins the retiring list before its claim
-	// is dropped (replayable relies on that order), and none can be freed
-	// before the loop is done with its record (reap needs freeMu).
+	// Each journal retires to its home shard (see home), whichever round
+	// flushed its homes. Under that shard's freeMu, each journal joins the
+	// retiring list before its claim is dropped (replayable relies on that
+	// order), and none can be freed before the loop is done with its
+	// record (reap needs freeMu). A round's records are nearly always of
+	// one home shard, so the lock is taken once.
+	var held *shard
 	for a := recs; a != nil; {
 		next := a.next
-		sh.retiring = append(sh.retiring, retired{idx: a.idx, id: a.id})
+		if h := j.home(a.idx); h != held {
+			if held != nil {
+				held.noteRetiring()
+				held.freeMu.Unlock()
+			}
+			held = h
+			held.freeMu.Lock()
+		}
+		held.retiring = append(held.retiring, retired{idx: a.idx, id: a.id})
 		a.next, a.homes = nil, a.homes[:0]
 		if c := &j.claims[a.idx]; c.Load() != 0 {
 			c.Store(0)
 		}
 		a = next
 	}
-	sh.noteRetiring()
-	sh.freeMu.Unlock()
+	if held != nil {
+		held.noteRetiring()
+		held.freeMu.Unlock()
+	}
 }
+
+// home returns the shard that journal idx belongs to: the shard whose
+// block of journals it was given at Open. A journal is freed and retired
+// to its home shard only, though a Begin may take it from another shard's
+// list when its own runs out. Retired to the shard of the round that
+// flushed it, as it was at first, journals drifted between the shards as
+// committers moved between processors (about half of them in a
+// four-committer run), and each core then wrote the claims and records of
+// the other's journals, which share cache lines: false sharing on every
+// round.
+func (j *Journals) home(idx int) *shard { return &j.shards[min(idx/j.per, len(j.shards)-1)] }
 
 // Sync makes every committed transaction's home writes durable and advances
 // the watermark over them, releasing their journals. It takes up to two
@@ -1211,4 +1240,4 @@ func (j *Journals) applied(tx *Tx) *appliedRec {
 }
 
 // release returns a journal that holds nothing recovery would act on.
-func (j *Journals) release(tx *Tx) { j.putFree(tx.sh, tx.idx) }
+func (j *Journals) release(tx *Tx) { j.putFree(j.home(tx.idx), tx.idx) }
