@@ -1126,6 +1126,7 @@ func (j *Journals) takeSlot(sh *shard) bool {
 // fence; the caller holds a round slot of the shard, which leadRound
 // frees. With gather it first lets the group grow for up to MaxWait.
 func (j *Journals) leadRound(sh *shard, gather bool) {
+	sched.PrefetchW(unsafe.Pointer(&j.nextID))
 	if gather && j.opts.MaxWait > 0 {
 		j.gather(sh)
 	}
