@@ -3,13 +3,14 @@ package pmem
 import (
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/farmem/farmem/pmem/internal/crc32c"
 )
 
 // BenchmarkRedoFloor measures the floor under a redo KV update of 256 B on
@@ -36,7 +37,6 @@ func BenchmarkRedoFloor(b *testing.B) {
 			defer os.Remove(path)
 			defer p.Close()
 			mem := p.Mem()
-			crc := crc32.MakeTable(crc32.Castagnoli)
 			const slot, keys, value, entry = 320, 1024, 264, 16 + 264
 			base := uint64(8 << 20)
 			per := b.N / workers
@@ -57,15 +57,15 @@ func BenchmarkRedoFloor(b *testing.B) {
 						t0 := time.Since(start)
 						home := homes + uint64(rng.IntN(keys))*slot
 						jo := jbase + uint64(i%32)*4096
-						body := mem[jo+64:]
+						body := mem[jo+32:]
 						binary.LittleEndian.PutUint64(body, home)
 						binary.LittleEndian.PutUint64(body[8:], value)
 						copy(body[16:], val)
 						binary.LittleEndian.PutUint64(mem[jo:], uint64(i))
-						binary.LittleEndian.PutUint32(mem[jo+8:], crc32.Checksum(body[:entry], crc))
-						binary.LittleEndian.PutUint32(mem[jo+12:], crc32.Checksum(mem[jo:jo+12], crc))
+						binary.LittleEndian.PutUint32(mem[jo+8:], crc32c.Checksum(body[:entry]))
+						binary.LittleEndian.PutUint32(mem[jo+12:], crc32c.Checksum(mem[jo:jo+12]))
 						copy(mem[home:], body[16:entry])
-						rs = append(rs[:0], Range{jo, 64 + entry}, Range{home, value})
+						rs = append(rs[:0], Range{jo, 32 + entry}, Range{home, value})
 						if err := p.PersistRanges(rs); err != nil {
 							b.Error(err)
 							return

@@ -3,9 +3,9 @@ package journal
 import (
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 
 	"github.com/farmem/farmem/pmem"
+	"github.com/farmem/farmem/pmem/internal/crc32c"
 )
 
 // Journal states.
@@ -32,8 +32,6 @@ const (
 )
 
 var le = binary.LittleEndian
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Header is a decoded journal header, the first 32 bytes of a journal
 // (aligned to a cache line, as every journal is):
@@ -76,7 +74,7 @@ func (h Header) encode(b []byte) {
 	le.PutUint32(b[16:], h.Count)
 	le.PutUint32(b[20:], h.Used)
 	le.PutUint32(b[24:], h.BodyCRC)
-	le.PutUint32(b[headerSumOff:], crc32.Checksum(b[:headerSumOff], castagnoli))
+	le.PutUint32(b[headerSumOff:], crc32c.Checksum(b[:headerSumOff]))
 }
 
 // DecodeHeader decodes the journal header at the start of j, a whole journal
@@ -103,7 +101,7 @@ func DecodeHeader(j []byte) (Header, error) {
 	if h.State > StateRedo {
 		return h, fmt.Errorf("%w: state %d", ErrJournalCorrupt, h.State)
 	}
-	if le.Uint32(b[headerSumOff:]) != crc32.Checksum(b[:headerSumOff], castagnoli) {
+	if le.Uint32(b[headerSumOff:]) != crc32c.Checksum(b[:headerSumOff]) {
 		return h, ErrTorn
 	}
 	if uint64(h.Used) > uint64(len(j)-HeaderSize) || uint64(h.Count)*EntryHeaderSize > uint64(h.Used) {
@@ -112,7 +110,7 @@ func DecodeHeader(j []byte) (Header, error) {
 	if h.State != StateRedo && (h.Count != 0 || h.Used != 0) {
 		return h, fmt.Errorf("%w: %d entries in a journal in state %d", ErrJournalCorrupt, h.Count, h.State)
 	}
-	if h.State == StateRedo && crc32.Checksum(j[HeaderSize:HeaderSize+int(h.Used)], castagnoli) != h.BodyCRC {
+	if h.State == StateRedo && crc32c.Checksum(j[HeaderSize:HeaderSize+int(h.Used)]) != h.BodyCRC {
 		return h, ErrTorn
 	}
 	return h, nil
@@ -140,8 +138,8 @@ func undoCRC(id uint64, idx uint32, off uint64, data []byte) uint32 {
 	le.PutUint32(pre[8:], idx)
 	le.PutUint64(pre[12:], off)
 	le.PutUint32(pre[20:], uint32(len(data)))
-	c := crc32.Update(0, castagnoli, pre[:])
-	return crc32.Update(c, castagnoli, data)
+	c := crc32c.Update(0, pre[:])
+	return crc32c.Update(c, data)
 }
 
 // putEntry encodes an entry at b (which must have room) and returns its size.
@@ -270,7 +268,7 @@ func Inspect(mem []byte, h pmem.Header) (watermark uint64, infos []Info, err err
 	return watermark, infos, err
 }
 
-func crc32Castagnoli(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+func crc32Castagnoli(b []byte) uint32 { return crc32c.Checksum(b) }
 
 // writable reports whether a transaction may write [off, off+n): the
 // allocation map and heap, or the root slots.

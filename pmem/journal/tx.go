@@ -2,10 +2,10 @@ package journal
 
 import (
 	"fmt"
-	"hash/crc32"
 	"sync/atomic"
 
 	"github.com/farmem/farmem/pmem"
+	"github.com/farmem/farmem/pmem/internal/crc32c"
 	"github.com/farmem/farmem/pmem/internal/sched"
 )
 
@@ -197,7 +197,7 @@ func (tx *Tx) Commit() error {
 // commit round flushes body and header together (the body checksum tells a
 // torn body from a complete one).
 func (tx *Tx) prepareRedo() {
-	tx.bodyCRC = crc32.Checksum(tx.jb[HeaderSize:HeaderSize+tx.used], castagnoli)
+	tx.bodyCRC = crc32c.Checksum(tx.jb[HeaderSize : HeaderSize+tx.used])
 }
 
 // apply copies the redo entries to their homes. It does not flush them: the
