@@ -178,11 +178,10 @@ type shardState struct {
 	freeMu   sched.SpinMutex
 	free     []int
 	retiring []retired
-	// joinRounds and uncrowded serve joinable: rounds that skipped the
-	// other shards' counts, and how many looks in a row saw no more open
-	// transactions than shards.
-	joinRounds atomic.Uint32
-	uncrowded  atomic.Int32
+	// joinCalls and joinVerdict serve joinable: its calls that needed
+	// the other shards' counts, and the verdict of its last look at them
+	// (0: yield).
+	joinCalls, joinVerdict sched.Word32
 
 	// wantW is len(retiring) >= lowWater, stored only when it changes
 	// (an atomic store is a locked instruction), for the round's test:
@@ -1057,29 +1056,37 @@ func (j *Journals) await(sh *shard, tx *Tx, gather bool) error {
 const joinYields = 1
 
 // joinable reports whether some coalescing redo transaction is open but
-// not pending: one that a yield may let join. The counts are summed over
-// the shards, since a transaction may begin on one processor and commit
-// on another. (Counting each shard's own only, moving the count of a
-// committer that moved, made groups smaller: 0.63-0.67 fences per
-// transaction against 0.55 at four committers.) The counts of sh come
-// first: when they already show an open transaction the other shards'
-// lines, which their cores keep writing, are not read. Nor are they once
-// the shard has seen no more open transactions than shards for
-// joinQuiet looks in a row, except every joinRecheck rounds: a yield
-// lets only this processor's goroutines run, so with one committer per
-// processor there is nobody to let in, and reading the other shards'
-// counters cost a cache miss per round (one committer per core ran at
-// 1.4-1.6 M tx/s coalesced, against 2.2-2.4 M without the reads, while the
-// host kept the vCPUs apart). A shard starts out assuming more committers
-// than shards.
+// not pending: one that a yield may let join. The counts of sh come
+// first, and when they show an open transaction that is not pending the
+// answer is yes. Otherwise every open transaction of this shard is
+// pending, and the answer depends on the other shards: a transaction may
+// begin on one processor and commit on another, and a yield on a
+// processor with nothing else to run lets the scheduler steal a committer
+// from the other one. (Counting each shard's own only made groups
+// smaller: 0.63-0.67 fences per transaction against 0.55 at four
+// committers, and 0.59-0.61 against 0.50 in the fourth pass.) The other
+// shards' counts are lines their cores keep writing, so they are read only
+// on every joinRecheck-th such call, and the verdict of that look —
+// more open transactions than shards, and some of them not pending — is
+// reused in between: in a four-committer run a third of the rounds found
+// all of their shard's transactions pending, and each read there was a
+// cache miss (a round trip of 100-350 ns on this guest). With no more
+// open transactions than shards (one committer per processor) a yield
+// has nobody to let in; reading the counters every round cost one
+// committer per core 1.4-1.6 M tx/s against 2.2-2.4 M without the reads
+// while the host kept the vCPUs apart. A shard starts out yielding.
 func (j *Journals) joinable(sh *shard) bool {
 	open, pending := sh.open.Load(), sh.npending.Load()
 	if pending < open {
 		return true
 	}
-	quiet := sh.uncrowded.Load()
-	if quiet >= joinQuiet && sh.joinRounds.Add(1)%joinRecheck != 0 {
-		return false
+	// A hint counted with plain stores (see sched.Word32): with several
+	// round slots two leaders may count at once, and a lost count only
+	// moves the next look.
+	n := sh.joinCalls.Load() + 1
+	sh.joinCalls.Store(n)
+	if n%joinRecheck != 0 {
+		return sh.joinVerdict.Load() == 0
 	}
 	for k := range j.shards {
 		if o := &j.shards[k]; o != sh {
@@ -1087,27 +1094,19 @@ func (j *Journals) joinable(sh *shard) bool {
 			pending += o.npending.Load()
 		}
 	}
-	// With more than one round slot per shard several leaders may count
-	// at once; a lost update only delays the switch.
-	if int(open) > len(j.shards) {
-		quiet = 0
-	} else if quiet < joinQuiet {
-		quiet++
+	v := uint32(0) // 0 means yield, so that a new shard starts out yielding
+	if int(open) <= len(j.shards) || pending >= open {
+		v = 1
 	}
-	if quiet != sh.uncrowded.Load() {
-		sh.uncrowded.Store(quiet)
+	if v != sh.joinVerdict.Load() {
+		sh.joinVerdict.Store(v)
 	}
-	return pending < open && quiet < joinQuiet
+	return v == 0
 }
 
-// joinQuiet is how many looks in a row must see no more open
-// transactions than shards before a leader stops reading the other
-// shards' counts; joinRecheck is how often (in rounds that found no open
-// transaction of their own shard) it looks again after that.
-const (
-	joinQuiet   = 256
-	joinRecheck = 64
-)
+// joinRecheck is how often, in calls of joinable that found all of their
+// shard's open transactions pending, it reads the other shards' counts.
+const joinRecheck = 64
 
 // takeSlot claims one of the shard's round slots if one is free.
 func (j *Journals) takeSlot(sh *shard) bool {
