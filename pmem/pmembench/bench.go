@@ -251,13 +251,19 @@ func runRow(p *pmem.Pool, c Config, slotOff func(int) uint64, workers, vbytes in
 			lat := &lats[w]
 			every := c.LatencyEvery
 			tx := &me.tx // reused: BeginInto allocates nothing
+			// The committer's slot offsets, looked up rather than computed:
+			// slotOff divides by the chunk size twice, per transaction,
+			// where the C peer indexes one flat table.
+			offs := make([]uint64, c.KeysPerWorker)
+			for k := range offs {
+				offs[k] = slotOff(w*c.KeysPerWorker + k)
+			}
 
 			for n := uint64(1); ; n++ {
 				if n%64 == 0 && time.Now().After(deadline) {
 					break
 				}
-				key := w*c.KeysPerWorker + rng.IntN(c.KeysPerWorker)
-				off := slotOff(key)
+				off := offs[rng.IntN(len(offs))]
 				// Latency from the monotonic clock alone (time.Since of a
 				// time with a monotonic reading skips the wall clock), so
 				// the harness reads the clock twice per timed transaction,
