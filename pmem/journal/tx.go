@@ -37,7 +37,8 @@ func (m Mode) String() string {
 }
 
 // Tx is a failure-atomic transaction over one micro-journal. A Tx is used by
-// one goroutine; it implements pmem.TxWriter.
+// one goroutine; it implements pmem.TxWriter. (reset sets every field but
+// homeBuf one by one: a field added here must be added there.)
 type Tx struct {
 	j       *Journals
 	sh      *shard // the shard of the processor Begin ran on
@@ -73,7 +74,15 @@ func (tx *Tx) reset(j *Journals, sh *shard, idx int, base uint64, jb []byte, mod
 	}
 	clear(tx.commit)
 	clear(tx.abort)
-	*tx = Tx{j: j, sh: sh, idx: idx, base: base, jb: jb, mode: mode, homes: homes, commit: commit, abort: abort}
+	// Field by field: a composite literal was built on the stack and
+	// copied whole (~270 bytes, homeBuf included), on the path of every
+	// transaction.
+	tx.j, tx.sh, tx.idx, tx.base, tx.jb, tx.mode = j, sh, idx, base, jb, mode
+	tx.id, tx.used, tx.count, tx.bodyCRC = 0, 0, 0, 0
+	tx.homes, tx.commit, tx.abort = homes, commit, abort
+	tx.err, tx.done, tx.pnext, tx.open, tx.persistErr = nil, false, nil, false, nil
+	tx.taken = atomic.Bool{} // plain stores: the Tx is not shared until Commit
+	tx.persisted = sched.Word32{}
 }
 
 // ID returns the transaction's commit id (redo, after Commit) or begin id
