@@ -1,8 +1,6 @@
 package journal
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/farmem/farmem/pmem"
@@ -14,20 +12,11 @@ import (
 func BenchmarkCommit(b *testing.B) {
 	for _, mode := range []Mode{Redo, Undo} {
 		b.Run(mode.String(), func(b *testing.B) {
-			dir := b.TempDir()
-			if d, err := os.MkdirTemp("/dev/shm", "jb"); err == nil {
-				dir = d
-				b.Cleanup(func() { os.RemoveAll(d) })
-			}
 			m := pmem.ModeForcePmem
 			if pmem.DetectFlush() == pmem.FlushNone {
 				m = pmem.ModeMsync
 			}
-			p, err := pmem.Create(filepath.Join(dir, "pool"), pmem.CreateOptions{Size: 8 << 20, Layout: "jb", Journals: 64, JournalSize: 4096, Mode: m})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
+			p := createTmpfsPool(b, pmem.CreateOptions{Size: 8 << 20, Layout: "jb", Journals: 64, JournalSize: 4096, Mode: m})
 			j, _, err := Open(p, Options{})
 			if err != nil {
 				b.Fatal(err)

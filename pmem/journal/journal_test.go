@@ -34,6 +34,24 @@ func newSimJournals(t *testing.T, k, s uint32, o Options) (*pmem.Sim, *Journals)
 
 func heap(j *Journals) uint64 { return j.Pool().Header().HeapOff }
 
+// createTmpfsPool creates a pool file in a fresh directory of /dev/shm (the
+// test's temporary directory where there is none), closed and removed when
+// tb ends: the cache-line domains need a file they may treat as pmem.
+func createTmpfsPool(tb testing.TB, o pmem.CreateOptions) *pmem.Pool {
+	tb.Helper()
+	dir := tb.TempDir()
+	if d, err := os.MkdirTemp("/dev/shm", "jt"); err == nil {
+		dir = d
+		tb.Cleanup(func() { os.RemoveAll(d) })
+	}
+	p, err := pmem.Create(filepath.Join(dir, "pool"), o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { p.Close() })
+	return p
+}
+
 func TestRedoAndUndo(t *testing.T) {
 	for _, mode := range []Mode{Redo, Undo} {
 		t.Run(mode.String(), func(t *testing.T) {
@@ -224,16 +242,7 @@ func TestCoalescingConcurrent(t *testing.T) {
 	}{{"alone", false, 0}, {"coalesced", true, 0}, {"coalesced-3-rounds", true, 3}} {
 		co := tc.co
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if d, err := os.MkdirTemp("/dev/shm", "jt"); err == nil {
-				dir = d
-				t.Cleanup(func() { os.RemoveAll(d) })
-			}
-			p, err := pmem.Create(filepath.Join(dir, "pool"), pmem.CreateOptions{Size: 1 << 20, Layout: "jt", Journals: 16, JournalSize: 1024, Mode: pmem.ModeMsync})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
+			p := createTmpfsPool(t, pmem.CreateOptions{Size: 1 << 20, Layout: "jt", Journals: 16, JournalSize: 1024, Mode: pmem.ModeMsync})
 			j, _, err := Open(p, Options{Coalesce: co, MaxWait: 50 * time.Microsecond, GroupSize: 4, Rounds: tc.rounds})
 			if err != nil {
 				t.Fatal(err)
@@ -599,16 +608,7 @@ func TestFollowersWake(t *testing.T) {
 	if pmem.DetectFlush() == pmem.FlushNone {
 		t.Skip("no cache-line flush instruction")
 	}
-	dir := t.TempDir()
-	if d, err := os.MkdirTemp("/dev/shm", "jt"); err == nil {
-		dir = d
-		t.Cleanup(func() { os.RemoveAll(d) })
-	}
-	p, err := pmem.Create(filepath.Join(dir, "pool"), pmem.CreateOptions{Size: 4 << 20, Layout: "jt", Journals: 64, JournalSize: 1024, Mode: pmem.ModeForcePmem})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := createTmpfsPool(t, pmem.CreateOptions{Size: 4 << 20, Layout: "jt", Journals: 64, JournalSize: 1024, Mode: pmem.ModeForcePmem})
 	j, _, err := Open(p, Options{Coalesce: true})
 	if err != nil {
 		t.Fatal(err)
