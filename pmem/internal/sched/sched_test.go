@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 func TestProcID(t *testing.T) {
@@ -93,4 +94,14 @@ func TestWords(t *testing.T) {
 		flag.Store(uint32(i) * 2)
 	}
 	wg.Wait()
+}
+
+// TestPrefetchW checks that a prefetched word still takes a store.
+func TestPrefetchW(t *testing.T) {
+	var w Word64
+	PrefetchW(unsafe.Pointer(&w))
+	w.Store(1)
+	if w.Load() != 1 {
+		t.Fatal("store after prefetch lost")
+	}
 }
