@@ -241,10 +241,11 @@ func (p *Pool) FlushRanges(rs []Range) {
 // ranges are durable. The batch is counted (len(rs) flushes and one fence)
 // before the first flush. An atomic add is a locked instruction, which on
 // x86 waits for the core's outstanding write-backs as the fence does, so
-// no count runs between the flushes and the fence, nor right after it: the
-// caller may go on with plain loads and stores while the write-backs
-// complete (its stores still become visible only after them), and the
-// first locked instruction it runs is where it waits.
+// no count runs between the flushes and the fence, nor right after it.
+// The fence itself does not hold the core up: the caller waits for the
+// write-backs at its first locked instruction or its first load of a line
+// still being written back, and its stores become visible only after
+// them.
 func (p *Pool) PersistRanges(rs []Range) error {
 	p.dom.flushes.Add(uint64(len(rs)))
 	p.dom.fences.Add(1)

@@ -268,8 +268,6 @@ func Inspect(mem []byte, h pmem.Header) (watermark uint64, infos []Info, err err
 	return watermark, infos, err
 }
 
-func crc32Castagnoli(b []byte) uint32 { return crc32c.Checksum(b) }
-
 // writable reports whether a transaction may write [off, off+n): the
 // allocation map and heap, or the root slots.
 func writable(h pmem.Header, off, n uint64) bool {

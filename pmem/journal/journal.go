@@ -131,8 +131,8 @@ type Journals struct {
 // group, and each group has its own leader, so the groups of a two-core
 // machine persist on both cores at once, each leader flushing and fencing
 // the lines of its own core's committers; a leader hands over to a
-// follower on its own processor by yielding (see yield), never through the
-// global run queue. Nothing in a shard is needed for correctness: any
+// follower on its own processor by yielding (sched.Yield), never through
+// the global run queue. Nothing in a shard is needed for correctness: any
 // round may persist any pending commit and flush any applied home.
 type shard struct {
 	shardState
@@ -244,13 +244,10 @@ func Open(p *pmem.Pool, o Options) (*Journals, Recovery, error) {
 	j := &Journals{p: p, h: h, opts: o, shards: make([]shard, o.Shards), freeSig: make(chan struct{}, 1), maxRounds: uint32(o.Rounds), recs: make([]appliedRec, h.Journals), claims: make([]sched.Word64, h.Journals)}
 	// Each shard starts with a contiguous block of journals; a round
 	// advances the watermark once half of its block waits for it.
-	per := (int(h.Journals) + o.Shards - 1) / o.Shards
-	j.per = max(per, 1)
-	for k := range j.shards {
-		j.shards[k].lowWater = int32(max(1, per/2))
-	}
+	j.per = max(1, (int(h.Journals)+o.Shards-1)/o.Shards)
 	for k := range j.shards {
 		sh := &j.shards[k]
+		sh.lowWater = int32(max(1, j.per/2))
 		sh.cond.L = &sh.condMu
 		sh.free = make([]int, 0, h.Journals)
 	}
@@ -517,11 +514,11 @@ func (j *Journals) tryTake(sh *shard) (int, bool) {
 	return 0, false
 }
 
-// putFree returns journals to the free list of shard sh and wakes a
+// putFree returns journal idx to the free list of shard sh and wakes a
 // waiting Begin.
-func (j *Journals) putFree(sh *shard, idx ...int) {
+func (j *Journals) putFree(sh *shard, idx int) {
 	sh.freeMu.Lock()
-	sh.free = append(sh.free, idx...)
+	sh.free = append(sh.free, idx)
 	sh.freeMu.Unlock()
 	// A send on freeSig takes the channel's lock; skip it when nobody
 	// waits (a waiter counts itself before it last looks at the lists).
@@ -690,13 +687,15 @@ func (j *Journals) persist(sh *shard, g *Tx, full bool) (bool, error) {
 	}
 	if g != nil {
 		// The group is durable: apply it to the homes now, before any
-		// locked instruction. The fence does not hold the core up; the
-		// first locked instruction after it waits for the write-backs
-		// (about as long as a round's flushes and apply take on this
-		// machine), so the copies run in that shadow. Their stores
-		// become visible only after the flushed lines are durable,
-		// which is what redo needs: no home changes before its journal
-		// is durable.
+		// locked instruction, and push its records for the next round.
+		// (The fence does not hold the core up; the first locked
+		// instruction after it, or the first load of a line still being
+		// written back, waits for the write-backs. Here that is apply's
+		// first read of a journal, so the copies do not overlap the
+		// wait; measured, applying here rather than in the callers was
+		// within noise.) The home stores become visible only after the
+		// flushed lines are durable, which is what redo needs: no home
+		// changes before its journal is durable.
 		var first, last *appliedRec
 		n := uint64(0)
 		for tx := g; tx != nil; tx = tx.pnext {
@@ -801,13 +800,13 @@ func (j *Journals) raiseDurable(w uint64) {
 // watermark has passed, so that the shard's next rounds are not full again
 // for the same journals.
 func (j *Journals) endRound(sh *shard, recs *appliedRec, full bool) {
+	var held *shard // the shard whose freeMu is held
 	if full {
 		// The ids retired now are above every value the watermark may
 		// have reached while their claims stood: reaping first skips them.
-		sh.freeMu.Lock()
-		sh.reap(j.wDurable.Load())
-		sh.noteRetiring()
-		sh.freeMu.Unlock()
+		held = sh
+		held.freeMu.Lock()
+		held.reap(j.wDurable.Load())
 	}
 	// Each journal retires to its home shard (see home), whichever round
 	// flushed its homes. Under that shard's freeMu, each journal joins the
@@ -815,7 +814,6 @@ func (j *Journals) endRound(sh *shard, recs *appliedRec, full bool) {
 	// order), and none can be freed before the loop is done with its
 	// record (reap needs freeMu). A round's records are nearly always of
 	// one home shard, so the lock is taken once.
-	var held *shard
 	for a := recs; a != nil; {
 		next := a.next
 		if h := j.home(a.idx); h != held {

@@ -247,49 +247,9 @@ func TestCoalescingConcurrent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			const workers, per = 4, 50
-			off := p.Header().HeapOff
-			var wg sync.WaitGroup
-			errs := make(chan error, workers)
-			for w := 0; w < workers; w++ {
-				wg.Add(1)
-				go func(w int) {
-					defer wg.Done()
-					slot := off + uint64(w)*64
-					mine := new(Tx) // odd workers reuse one Tx (BeginInto)
-					for i := 1; i <= per; i++ {
-						tx := mine
-						var err error
-						if w%2 == 0 {
-							tx, err = j.Begin(Redo)
-						} else {
-							err = j.BeginInto(tx, Redo)
-						}
-						if err != nil {
-							errs <- err
-							return
-						}
-						tx.Write(slot, le.AppendUint64(nil, uint64(i)))
-						if err := tx.Commit(); err != nil {
-							errs <- err
-							return
-						}
-					}
-				}(w)
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Fatal(err)
-			}
-			for w := 0; w < workers; w++ {
-				if v := le.Uint64(p.Mem()[off+uint64(w)*64:]); v != per {
-					t.Fatalf("worker %d slot = %d, want %d", w, v, per)
-				}
-			}
-			st := j.Stats()
+			st := commitConcurrently(t, j, 4, 50)
 			t.Logf("coalesce=%v: %d txs in %d groups, %d fences", co, st.Txs, st.Groups, p.Stats().Fences)
-			if st.Txs != workers*per || st.Groups > st.Txs || (!co && st.Groups != st.Txs) {
+			if st.Groups > st.Txs || (!co && st.Groups != st.Txs) {
 				t.Fatalf("stats %+v", st)
 			}
 			if err := j.Close(); err != nil {
@@ -297,6 +257,60 @@ func TestCoalescingConcurrent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// commitConcurrently runs workers goroutines that each commit per redo
+// transactions rewriting a counter of their own (8 bytes at heap + 64w);
+// even workers take a new Tx with Begin, odd ones reuse one with
+// BeginInto. It fails t on any error, checks that every counter reached
+// per and that Stats counted every commit, and returns the Stats.
+func commitConcurrently(t *testing.T, j *Journals, workers, per int) Stats {
+	t.Helper()
+	off := heap(j)
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			slot := off + uint64(w)*64
+			mine := new(Tx)
+			for i := 1; i <= per; i++ {
+				tx := mine
+				var err error
+				if w%2 == 0 {
+					tx, err = j.Begin(Redo)
+				} else {
+					err = j.BeginInto(tx, Redo)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				tx.Write(slot, le.AppendUint64(nil, uint64(i)))
+				if err := tx.Commit(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	mem := j.Pool().Mem()
+	for w := 0; w < workers; w++ {
+		if v := le.Uint64(mem[off+uint64(w)*64:]); v != uint64(per) {
+			t.Fatalf("worker %d counter = %d, want %d", w, v, per)
+		}
+	}
+	st := j.Stats()
+	if st.Txs != uint64(workers*per) {
+		t.Fatalf("stats %+v, want %d txs", st, workers*per)
+	}
+	return st
 }
 
 // TestBeginIntoInUse: a Tx can be reused only once its transaction ended.
@@ -617,47 +631,12 @@ func TestFollowersWake(t *testing.T) {
 	if testing.Short() {
 		per = 4000
 	}
-	done := make(chan struct{})
 	const patience = 3 * time.Minute // a hang detector, not a speed check
 	watchdog := time.AfterFunc(patience, func() {
 		panic(fmt.Sprintf("committers still waiting after %v (%+v): a lost wake-up", patience, j.Stats()))
 	})
 	defer watchdog.Stop()
-	off := p.Header().HeapOff
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			tx := new(Tx)
-			for i := 1; i <= per; i++ {
-				if err := j.BeginInto(tx, Redo); err != nil {
-					errs <- err
-					return
-				}
-				tx.Write(off+uint64(w)*64, le.AppendUint64(nil, uint64(i)))
-				if err := tx.Commit(); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}(w)
-	}
-	go func() { wg.Wait(); close(done) }()
-	<-done
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	for w := 0; w < workers; w++ {
-		if v := le.Uint64(p.Mem()[off+uint64(w)*64:]); v != uint64(per) {
-			t.Fatalf("worker %d slot = %d, want %d", w, v, per)
-		}
-	}
-	if st := j.Stats(); st.Txs != uint64(workers*per) {
-		t.Fatalf("stats %+v, want %d txs", st, workers*per)
-	}
+	commitConcurrently(t, j, workers, per)
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}

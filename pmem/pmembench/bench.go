@@ -173,12 +173,17 @@ func Run(c Config) ([]Row, error) {
 	if err := j.Close(); err != nil {
 		return nil, err
 	}
-	slotOff := func(key int) uint64 { return chunks[key/perChunk] + uint64(key%perChunk)*slot }
+	// Every key's slot offset, looked up per transaction (as the C peer
+	// indexes one flat table) rather than computed with two divisions.
+	slots := make([]uint64, keys)
+	for k := range slots {
+		slots[k] = chunks[k/perChunk] + uint64(k%perChunk)*slot
+	}
 	var rows []Row
 	for _, v := range c.ValueBytes {
 		for _, co := range c.Coalescing {
 			for _, w := range c.Committers {
-				r, err := runRow(p, c, slotOff, w, v, co)
+				r, err := runRow(p, c, slots, w, v, co)
 				if err != nil {
 					return rows, err
 				}
@@ -200,26 +205,19 @@ func Run(c Config) ([]Row, error) {
 // far apart showed 15% of the CPU time in the generator and 11% in the
 // value copies, all cache misses on lines the other core had just
 // written. The C peer keeps the same state on each thread's stack and in
-// per-thread malloc arenas.
+// per-thread malloc arenas. (The value buffer is allocated with a padding
+// line on each side.)
 type committer struct {
 	_   [128]byte
 	pcg rand.PCG
 	_   [128]byte
 	tx  journal.Tx
 	_   [128]byte
-	buf []byte
 }
 
-// valueBuf returns the committer's value buffer of n bytes, with a line of
-// padding on each side.
-func (c *committer) valueBuf(n int) []byte {
-	if c.buf == nil {
-		c.buf = make([]byte, 128+n+128)[128 : 128+n]
-	}
-	return c.buf
-}
-
-func runRow(p *pmem.Pool, c Config, slotOff func(int) uint64, workers, vbytes int, co bool) (Row, error) {
+// runRow measures one configuration; slots holds every key's slot offset,
+// committer w owning keys [w*KeysPerWorker, (w+1)*KeysPerWorker).
+func runRow(p *pmem.Pool, c Config, slots []uint64, workers, vbytes int, co bool) (Row, error) {
 	j, _, err := journal.Open(p, journal.Options{Coalesce: co, MaxWait: c.MaxWait, GroupSize: workers, BeginTimeout: 5 * time.Second, Rounds: c.Rounds, Shards: c.Shards})
 	if err != nil {
 		return Row{}, err
@@ -239,7 +237,7 @@ func runRow(p *pmem.Pool, c Config, slotOff func(int) uint64, workers, vbytes in
 			me := &cs[w]
 			me.pcg.Seed(c.Seed, uint64(w))
 			rng := rand.New(&me.pcg)
-			buf := me.valueBuf(8 + vbytes)
+			buf := make([]byte, 128+8+vbytes+128)[128 : 128+8+vbytes]
 			for i := range buf {
 				buf[i] = byte(rng.Uint32())
 			}
@@ -251,19 +249,13 @@ func runRow(p *pmem.Pool, c Config, slotOff func(int) uint64, workers, vbytes in
 			lat := &lats[w]
 			every := c.LatencyEvery
 			tx := &me.tx // reused: BeginInto allocates nothing
-			// The committer's slot offsets, looked up rather than computed:
-			// slotOff divides by the chunk size twice, per transaction,
-			// where the C peer indexes one flat table.
-			offs := make([]uint64, c.KeysPerWorker)
-			for k := range offs {
-				offs[k] = slotOff(w*c.KeysPerWorker + k)
-			}
+			mine := slots[w*c.KeysPerWorker : (w+1)*c.KeysPerWorker]
 
 			for n := uint64(1); ; n++ {
 				if n%64 == 0 && time.Now().After(deadline) {
 					break
 				}
-				off := offs[rng.IntN(len(offs))]
+				off := mine[rng.IntN(len(mine))]
 				// Latency from the monotonic clock alone (time.Since of a
 				// time with a monotonic reading skips the wall clock), so
 				// the harness reads the clock twice per timed transaction,

@@ -96,12 +96,21 @@ func TestWords(t *testing.T) {
 	wg.Wait()
 }
 
-// TestPrefetchW checks that a prefetched word still takes a store.
+// TestPrefetchW runs the hand-encoded instruction: a wrong encoding would
+// fault or write to the word, which must keep its value and take a store.
 func TestPrefetchW(t *testing.T) {
-	var w Word64
-	PrefetchW(unsafe.Pointer(&w))
-	w.Store(1)
-	if w.Load() != 1 {
+	var w [3]Word64
+	for k := range w {
+		w[k].Store(0x0123456789abcdef)
+	}
+	PrefetchW(unsafe.Pointer(&w[1]))
+	for k := range w {
+		if v := w[k].Load(); v != 0x0123456789abcdef {
+			t.Fatalf("word %d changed to %#x by PrefetchW", k, v)
+		}
+	}
+	w[1].Store(1)
+	if w[1].Load() != 1 {
 		t.Fatal("store after prefetch lost")
 	}
 }

@@ -14,6 +14,14 @@ import "sync/atomic"
 // race detector (which must see the store as a synchronising operation),
 // Store is atomic.Store. Loads, CompareAndSwap and Add are sync/atomic's.
 // The zero value is 0.
+//
+// A release store is not a full barrier: a load after it may be
+// performed before the store is visible (x86 reorders a store with a
+// later load). A handshake in which each side stores and then loads what
+// the other stored (announce a sleep, then look at the flag; publish the
+// flag, then look for sleepers) needs a locked instruction, such as Add
+// or CompareAndSwap, between the store and the load (journal.leadRound
+// frees its round slot with an Add for that reason).
 type Word32 struct{ v uint32 }
 
 // Load returns the value.
