@@ -149,8 +149,8 @@ type shardState struct {
 	pending  atomic.Pointer[Tx]
 	npending atomic.Int32
 	// open counts coalescing redo transactions of the shard from Begin
-	// until Commit or Abort returns: the committers a leader may wait a
-	// little for.
+	// until Commit or Abort returns: with npending, it tells a committer
+	// whether yielding once may let another join its group (await).
 	open atomic.Int32
 	// inflight is the number of the shard's rounds between taking a
 	// group and marking it persisted, at most Journals.maxRounds.
@@ -178,10 +178,6 @@ type shardState struct {
 	freeMu   sched.SpinMutex
 	free     []int
 	retiring []retired
-	// joinCalls and joinVerdict serve joinable: its calls that needed
-	// the other shards' counts, and the verdict of its last look at them
-	// (0: yield).
-	joinCalls, joinVerdict sched.Word32
 
 	// wantW is len(retiring) >= lowWater, stored only when it changes
 	// (an atomic store is a locked instruction), for the round's test:
@@ -570,7 +566,7 @@ func (j *Journals) takeJournal(sh *shard) (int, error) {
 		if i, ok := j.tryTake(sh); ok {
 			return i, nil
 		}
-		sched.Yield()
+		yield()
 	}
 	t := time.NewTimer(j.opts.BeginTimeout)
 	defer t.Stop()
@@ -1008,6 +1004,16 @@ func (sh *shard) pushPending(first, last *Tx, n int32) {
 	}
 }
 
+// yield is sched.Yield, counted in testYields when a test sets it.
+func yield() {
+	if testYields != nil {
+		testYields.Add(1)
+	}
+	sched.Yield()
+}
+
+var testYields *atomic.Int64
+
 // followerYields bounds how many times a waiting committer yields before it
 // sleeps on its shard's condition variable.
 // (A variable so that a test can make every follower sleep.)
@@ -1015,10 +1021,30 @@ var followerYields = 64
 
 // await returns once tx, pending on shard sh, is persisted, leading
 // rounds of that shard while it is still pending and a round slot is free.
+//
+// With gather, a committer that finds some other coalescing transaction of
+// its shard open but not yet pending first yields the processor once, and
+// leads only if its commit is still pending when it runs again: the last
+// of the shard's committers to arrive leads the group. With more
+// committers than processors, the committers of the last round sit in the
+// run queue, persisted but not yet returned (still open); the yield lets
+// one of them return, run its next transaction and lead a round that
+// takes this commit too. A committer that takes a slot first and then
+// yields (the design until the fifth pass) makes the joiner yield back to
+// it: two goroutine switches per group of two instead of one, 7% of the
+// throughput at four committers on two processors (docs/PMEM.md).
 func (j *Journals) await(sh *shard, tx *Tx, gather bool) error {
+	joinYield := gather
 	for spins := 0; ; spins++ {
 		if tx.persisted.Load() != 0 {
 			return tx.persistErr
+		}
+		if joinYield {
+			joinYield = false
+			if sh.npending.Load() < sh.open.Load() {
+				yield()
+				continue
+			}
 		}
 		if !tx.taken.Load() && j.takeSlot(sh) {
 			j.leadRound(sh, gather)
@@ -1029,7 +1055,7 @@ func (j *Journals) await(sh *shard, tx *Tx, gather bool) error {
 			// leader is most often another committer of this processor,
 			// which must run for the round to end: yield to it through
 			// this processor's run queue.
-			sched.Yield()
+			yield()
 			continue
 		}
 		// Announce the sleep before checking; a leader publishes its
@@ -1044,67 +1070,6 @@ func (j *Journals) await(sh *shard, tx *Tx, gather bool) error {
 		sh.condMu.Unlock()
 	}
 }
-
-// joinYields bounds how many times a coalescing leader yields the processor
-// for open redo transactions of its shard to join its group (see
-// leadRound). Measured on two cores with four committers (docs/PMEM.md):
-// without it fences per transaction ranged 0.6-1.004 depending on
-// scheduling; one yield gave 0.37-0.60, and more yields only cost
-// throughput.
-const joinYields = 1
-
-// joinable reports whether some coalescing redo transaction is open but
-// not pending: one that a yield may let join. The counts of sh come
-// first, and when they show an open transaction that is not pending the
-// answer is yes. Otherwise every open transaction of this shard is
-// pending, and the answer depends on the other shards: a transaction may
-// begin on one processor and commit on another, and a yield on a
-// processor with nothing else to run lets the scheduler steal a committer
-// from the other one. (Counting each shard's own only made groups
-// smaller: 0.63-0.67 fences per transaction against 0.55 at four
-// committers, and 0.59-0.61 against 0.50 in the fourth pass.) The other
-// shards' counts are lines their cores keep writing, so they are read only
-// on every joinRecheck-th such call, and the verdict of that look —
-// more open transactions than shards, and some of them not pending — is
-// reused in between: in a four-committer run a third of the rounds found
-// all of their shard's transactions pending, and each read there was a
-// cache miss (a round trip of 100-350 ns on this guest). With no more
-// open transactions than shards (one committer per processor) a yield
-// has nobody to let in; reading the counters every round cost one
-// committer per core 1.4-1.6 M tx/s against 2.2-2.4 M without the reads
-// while the host kept the vCPUs apart. A shard starts out yielding.
-func (j *Journals) joinable(sh *shard) bool {
-	open, pending := sh.open.Load(), sh.npending.Load()
-	if pending < open {
-		return true
-	}
-	// A hint counted with plain stores (see sched.Word32): with several
-	// round slots two leaders may count at once, and a lost count only
-	// moves the next look.
-	n := sh.joinCalls.Load() + 1
-	sh.joinCalls.Store(n)
-	if n%joinRecheck != 0 {
-		return sh.joinVerdict.Load() == 0
-	}
-	for k := range j.shards {
-		if o := &j.shards[k]; o != sh {
-			open += o.open.Load()
-			pending += o.npending.Load()
-		}
-	}
-	v := uint32(0) // 0 means yield, so that a new shard starts out yielding
-	if int(open) <= len(j.shards) || pending >= open {
-		v = 1
-	}
-	if v != sh.joinVerdict.Load() {
-		sh.joinVerdict.Store(v)
-	}
-	return v == 0
-}
-
-// joinRecheck is how often, in calls of joinable that found all of their
-// shard's open transactions pending, it reads the other shards' counts.
-const joinRecheck = 64
 
 // takeSlot claims one of the shard's round slots if one is free.
 func (j *Journals) takeSlot(sh *shard) bool {
@@ -1126,19 +1091,6 @@ func (j *Journals) leadRound(sh *shard, gather bool) {
 	sched.PrefetchW(unsafe.Pointer(&j.nextID))
 	if gather && j.opts.MaxWait > 0 {
 		j.gather(sh)
-	}
-	if gather {
-		// Redo transactions that are open but not yet pending are
-		// usually a few hundred nanoseconds from joining, or they are
-		// committers whose previous commit this goroutine persisted and
-		// that have not run since (with more committers than processors
-		// they wait in the run queue). Yielding lets them join; without
-		// it a leader that runs on persists alone, round after round, and
-		// coalescing never happens. A transaction left open for long
-		// costs each round one yield, nothing more.
-		for k := 0; k < joinYields && j.joinable(sh); k++ {
-			sched.Yield()
-		}
 	}
 	g := sh.pending.Swap(nil)
 	var n int32
@@ -1205,7 +1157,7 @@ func (j *Journals) gather(sh *shard) {
 		if (j.opts.GroupSize > 0 && n >= j.opts.GroupSize) || time.Now().After(deadline) {
 			return
 		}
-		sched.Yield()
+		yield()
 	}
 }
 

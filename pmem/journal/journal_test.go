@@ -7,7 +7,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -259,15 +261,53 @@ func TestCoalescingConcurrent(t *testing.T) {
 	}
 }
 
+// TestLastArrivalLeads: two committers on one processor form groups of
+// two, and a group costs one goroutine switch, not two: the first
+// committer yields before it takes a round slot, and the second, finding
+// nobody else open, leads the round for both. (A committer that took the
+// slot first and then yielded made the joiner yield back: one join yield
+// and one follower yield per group.)
+func TestLastArrivalLeads(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var yields atomic.Int64
+	testYields = &yields
+	defer func() { testYields = nil }()
+	p := createTmpfsPool(t, pmem.CreateOptions{Size: 4 << 20, Layout: "jt", Journals: 64, JournalSize: 1024, Mode: pmem.ModeMsync})
+	j, _, err := Open(p, Options{Coalesce: true, Shards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const per = 2000
+	st := commitConcurrently(t, j, 2, per)
+	fences := p.Stats().Fences
+	t.Logf("%d txs in %d groups, %d fences, %d yields", st.Txs, st.Groups, fences, yields.Load())
+	// Exactly half of each with perfect pairing; the slack covers the
+	// rounds the runtime's preemption splits (the checks count events,
+	// not time).
+	if st.Groups > st.Txs*6/10 {
+		t.Errorf("%d groups for %d txs: committers on one processor did not pair up", st.Groups, st.Txs)
+	}
+	if y := uint64(yields.Load()); y > st.Txs*6/10 {
+		t.Errorf("%d yields for %d txs: more than one switch per group", y, st.Txs)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // commitConcurrently runs workers goroutines that each commit per redo
 // transactions rewriting a counter of their own (8 bytes at heap + 64w);
 // even workers take a new Tx with Begin, odd ones reuse one with
-// BeginInto. It fails t on any error, checks that every counter reached
-// per and that Stats counted every commit, and returns the Stats.
+// BeginInto. Every worker begins its first transaction before any
+// commits, so that all of them are open at once (with one processor, the
+// first would otherwise run to its end before the next starts). It fails
+// t on any error, checks that every counter reached per and that Stats
+// counted every commit, and returns the Stats.
 func commitConcurrently(t *testing.T, j *Journals, workers, per int) Stats {
 	t.Helper()
 	off := heap(j)
-	var wg sync.WaitGroup
+	var wg, started sync.WaitGroup
+	started.Add(workers)
 	errs := make(chan error, workers)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -282,6 +322,10 @@ func commitConcurrently(t *testing.T, j *Journals, workers, per int) Stats {
 					tx, err = j.Begin(Redo)
 				} else {
 					err = j.BeginInto(tx, Redo)
+				}
+				if i == 1 {
+					started.Done()
+					started.Wait()
 				}
 				if err != nil {
 					errs <- err
