@@ -249,7 +249,7 @@ func TestCoalescingConcurrent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st := commitConcurrently(t, j, 4, 50)
+			st := commitConcurrently(t, j, 4, 50, true)
 			t.Logf("coalesce=%v: %d txs in %d groups, %d fences", co, st.Txs, st.Groups, p.Stats().Fences)
 			if st.Groups > st.Txs || (!co && st.Groups != st.Txs) {
 				t.Fatalf("stats %+v", st)
@@ -266,48 +266,61 @@ func TestCoalescingConcurrent(t *testing.T) {
 // committer yields before it takes a round slot, and the second, finding
 // nobody else open, leads the round for both. (A committer that took the
 // slot first and then yielded made the joiner yield back: one join yield
-// and one follower yield per group.)
+// and one follower yield per group.) "staggered": the first worker starts
+// committing before the second has begun; alone on its shard, it yields
+// now and then (aloneYieldEvery), and the second joins. Without those
+// yields it would commit all its transactions alone: Go does not preempt
+// it for 10 ms.
 func TestLastArrivalLeads(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	var yields atomic.Int64
-	testYields = &yields
-	defer func() { testYields = nil }()
-	p := createTmpfsPool(t, pmem.CreateOptions{Size: 4 << 20, Layout: "jt", Journals: 64, JournalSize: 1024, Mode: pmem.ModeMsync})
-	j, _, err := Open(p, Options{Coalesce: true, Shards: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const per = 2000
-	st := commitConcurrently(t, j, 2, per)
-	fences := p.Stats().Fences
-	t.Logf("%d txs in %d groups, %d fences, %d yields", st.Txs, st.Groups, fences, yields.Load())
-	// Exactly half of each with perfect pairing; the slack covers the
-	// rounds the runtime's preemption splits (the checks count events,
-	// not time).
-	if st.Groups > st.Txs*6/10 {
-		t.Errorf("%d groups for %d txs: committers on one processor did not pair up", st.Groups, st.Txs)
-	}
-	if y := uint64(yields.Load()); y > st.Txs*6/10 {
-		t.Errorf("%d yields for %d txs: more than one switch per group", y, st.Txs)
-	}
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
+	for _, together := range []bool{true, false} {
+		name := "together"
+		if !together {
+			name = "staggered"
+		}
+		t.Run(name, func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+			var yields atomic.Int64
+			testYields = &yields
+			defer func() { testYields = nil }()
+			p := createTmpfsPool(t, pmem.CreateOptions{Size: 4 << 20, Layout: "jt", Journals: 64, JournalSize: 1024, Mode: pmem.ModeMsync})
+			j, _, err := Open(p, Options{Coalesce: true, Shards: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const per = 2000
+			st := commitConcurrently(t, j, 2, per, together)
+			t.Logf("%d txs in %d groups, %d fences, %d yields", st.Txs, st.Groups, p.Stats().Fences, yields.Load())
+			// Exactly half of each with perfect pairing; the slack covers
+			// the lone start of "staggered" and rounds that the runtime's
+			// preemption splits (the checks count events, not time).
+			if st.Groups > st.Txs*6/10 {
+				t.Errorf("%d groups for %d txs: committers on one processor did not pair up", st.Groups, st.Txs)
+			}
+			if y := uint64(yields.Load()); y > st.Txs*6/10 {
+				t.Errorf("%d yields for %d txs: more than one switch per group", y, st.Txs)
+			}
+			if err := j.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 
 // commitConcurrently runs workers goroutines that each commit per redo
 // transactions rewriting a counter of their own (8 bytes at heap + 64w);
 // even workers take a new Tx with Begin, odd ones reuse one with
-// BeginInto. Every worker begins its first transaction before any
-// commits, so that all of them are open at once (with one processor, the
-// first would otherwise run to its end before the next starts). It fails
-// t on any error, checks that every counter reached per and that Stats
-// counted every commit, and returns the Stats.
-func commitConcurrently(t *testing.T, j *Journals, workers, per int) Stats {
+// BeginInto. With together, every worker begins its first transaction
+// before any commits, so that all of them are open at once (with one
+// processor, the first would otherwise run ahead before the next starts).
+// It fails t on any error, checks that every counter reached per and that
+// Stats counted every commit, and returns the Stats.
+func commitConcurrently(t *testing.T, j *Journals, workers, per int, together bool) Stats {
 	t.Helper()
 	off := heap(j)
 	var wg, started sync.WaitGroup
-	started.Add(workers)
+	if together {
+		started.Add(workers)
+	}
 	errs := make(chan error, workers)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -323,7 +336,7 @@ func commitConcurrently(t *testing.T, j *Journals, workers, per int) Stats {
 				} else {
 					err = j.BeginInto(tx, Redo)
 				}
-				if i == 1 {
+				if i == 1 && together {
 					started.Done()
 					started.Wait()
 				}
@@ -680,7 +693,7 @@ func TestFollowersWake(t *testing.T) {
 		panic(fmt.Sprintf("committers still waiting after %v (%+v): a lost wake-up", patience, j.Stats()))
 	})
 	defer watchdog.Stop()
-	commitConcurrently(t, j, workers, per)
+	commitConcurrently(t, j, workers, per, true)
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
