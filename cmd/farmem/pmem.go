@@ -251,7 +251,7 @@ func newPmemCrashtestCmd() *cobra.Command {
 			}
 			fmt.Fprintf(log, "seed %d (rerun with --seed %d)\n", seed, seed)
 			cfg.Progress = func(r crashtest.Result) {
-				fmt.Fprintf(log, "%-12s %4d steps %5d fences: %5d fence-boundary + %5d random-subset + %5d crash-in-recovery images, %d violations (%.1fs)\n",
+				fmt.Fprintf(log, "%-21s %4d steps %5d fences: %5d fence-boundary + %5d random-subset + %5d crash-in-recovery images, %d violations (%.1fs)\n",
 					r.Workload, r.Steps, r.Fences, r.FenceImages, r.RandomImages, r.RecoveryImages, r.Violations, r.Seconds)
 				for _, e := range r.Examples {
 					fmt.Fprintf(log, "  %s\n", e)

@@ -204,7 +204,7 @@ func TestPmemCrashtestJSON(t *testing.T) {
 			t.Errorf("%s: images_checked = %d, want fence + random + recovery images = %d", w.Workload, w.ImagesChecked, got)
 		}
 	}
-	if want := []string{"bank", "hashmap", "alloc-churn"}; !slices.Equal(names, want) {
+	if want := []string{"bank", "hashmap", "alloc-churn", "bank-coalesced", "hashmap-coalesced", "alloc-churn-coalesced"}; !slices.Equal(names, want) {
 		t.Errorf("workloads = %q, want %q", names, want)
 	}
 	if sum != rep.ImagesChecked {

@@ -74,13 +74,25 @@ type model interface {
 	checker() func(j *journal.Journals) error
 }
 
-var workloads = []struct {
+// workload is a model run through one of the two redo commit paths.
+type workload struct {
 	name string
 	new  func() model
-}{
-	{"bank", func() model { return &bank{} }},
-	{"hashmap", func() model { return &hashmap{} }},
-	{"alloc-churn", func() model { return &churn{} }},
+	// coalesce opens the journals with commit coalescing, so that each
+	// commit goes through the group-commit path (a round of its own when
+	// alone on its shard, the pending stack and a leader otherwise)
+	// rather than its own persist round.
+	coalesce bool
+}
+
+// workloads are the three models, each through both commit paths.
+var workloads = []workload{
+	{"bank", func() model { return &bank{} }, false},
+	{"hashmap", func() model { return &hashmap{} }, false},
+	{"alloc-churn", func() model { return &churn{} }, false},
+	{"bank-coalesced", func() model { return &bank{} }, true},
+	{"hashmap-coalesced", func() model { return &hashmap{} }, true},
+	{"alloc-churn-coalesced", func() model { return &churn{} }, true},
 }
 
 // Workloads returns the names of all workloads.
@@ -114,7 +126,7 @@ func Run(cfg Config) (Report, error) {
 		if len(sel) > 0 && !sel[w.name] {
 			continue
 		}
-		r, err := runWorkload(w.name, w.new, cfg, cfg.Seed+uint64(i)*0x9e3779b97f4a7c15)
+		r, err := runWorkload(w, cfg, cfg.Seed+uint64(i)*0x9e3779b97f4a7c15)
 		if err != nil {
 			return rep, fmt.Errorf("crashtest: %s: %w", w.name, err)
 		}
@@ -133,8 +145,9 @@ func Run(cfg Config) (Report, error) {
 // chosen by a generator seeded with seed, so that the suite exercises
 // transactions that change shards, rounds that pop only their own shard
 // and watermark advances that pop every shard, and a seed replays the same
-// fences whatever processors the goroutine runs on.
-func newSimPool(seed uint64) (*pmem.Sim, *journal.Journals, error) {
+// fences whatever processors the goroutine runs on. With coalesce the
+// journals commit through the group-commit path.
+func newSimPool(seed uint64, coalesce bool) (*pmem.Sim, *journal.Journals, error) {
 	mem := make([]byte, poolSize)
 	if _, err := pmem.Format(mem, Layout, journals, journalSize); err != nil {
 		return nil, nil, err
@@ -145,19 +158,19 @@ func newSimPool(seed uint64) (*pmem.Sim, *journal.Journals, error) {
 		return nil, nil, err
 	}
 	shardRng := rand.New(rand.NewPCG(seed, 3))
-	j, _, err := journal.Open(p, journal.Options{Shards: 2, ShardOf: func() int { return shardRng.IntN(2) }})
+	j, _, err := journal.Open(p, journal.Options{Shards: 2, ShardOf: func() int { return shardRng.IntN(2) }, Coalesce: coalesce})
 	return sim, j, err
 }
 
-// execute runs setup and the steps of a fresh model; hook (if not nil) is
+// execute runs setup and the steps of a fresh model of w; hook (if not nil) is
 // installed after setup. It returns the number of fences after setup.
-func execute(newModel func() model, cfg Config, seed uint64, hook func(sim *pmem.Sim, m model, k int)) (int, error) {
-	sim, j, err := newSimPool(seed)
+func execute(w workload, cfg Config, seed uint64, hook func(sim *pmem.Sim, m model, k int)) (int, error) {
+	sim, j, err := newSimPool(seed, w.coalesce)
 	if err != nil {
 		return 0, err
 	}
 	rng := rand.New(rand.NewPCG(seed, 1))
-	m := newModel()
+	m := w.new()
 	if err := m.setup(j, rng); err != nil {
 		return 0, fmt.Errorf("setup: %w", err)
 	}
@@ -180,10 +193,10 @@ func execute(newModel func() model, cfg Config, seed uint64, hook func(sim *pmem
 	return sim.Fences() - base, nil
 }
 
-func runWorkload(name string, newModel func() model, cfg Config, seed uint64) (Result, error) {
+func runWorkload(w workload, cfg Config, seed uint64) (Result, error) {
 	start := time.Now()
-	res := Result{Workload: name, Steps: cfg.Steps}
-	fences, err := execute(newModel, cfg, seed, nil)
+	res := Result{Workload: w.name, Steps: cfg.Steps}
+	fences, err := execute(w, cfg, seed, nil)
 	if err != nil {
 		return res, err
 	}
@@ -200,7 +213,7 @@ func runWorkload(name string, newModel func() model, cfg Config, seed uint64) (R
 		}
 	}
 	n := 0
-	_, err = execute(newModel, cfg, seed, func(sim *pmem.Sim, m model, k int) {
+	_, err = execute(w, cfg, seed, func(sim *pmem.Sim, m model, k int) {
 		chk := m.checker()
 		img, _ := sim.CrashClone(nil)
 		n++
