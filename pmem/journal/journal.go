@@ -990,6 +990,18 @@ func (j *Journals) commitRedo(tx *Tx) error {
 	// committers that share it with this one are the ones a yield lets
 	// join.
 	sh := j.shardHere()
+	if j.opts.MaxWait == 0 && sh.npending.Load() == 0 && sh.open.Load() == 1 {
+		// Alone on the shard (one committer per processor, say): lead a
+		// round of its own at once, without the pending stack and its
+		// four locked instructions (8% of two committers' throughput).
+		// It still yields now and then (see aloneYieldEvery); a commit
+		// pushed meanwhile by a committer that just arrived waits for
+		// the slot as behind any round.
+		if !sh.aloneYield() && j.takeSlot(sh) {
+			j.leadRound(sh, false, tx)
+			return tx.persistErr
+		}
+	}
 	sh.pushPending(tx, tx, 1)
 	return j.await(sh, tx, true)
 }
@@ -1045,12 +1057,11 @@ func (j *Journals) await(sh *shard, tx *Tx, gather bool) error {
 		if joinYield {
 			joinYield = false
 			if j.yieldToJoin(sh) {
-				yield()
 				continue
 			}
 		}
 		if !tx.taken.Load() && j.takeSlot(sh) {
-			j.leadRound(sh, gather)
+			j.leadRound(sh, gather, nil)
 			continue
 		}
 		if spins < followerYields {
@@ -1074,8 +1085,9 @@ func (j *Journals) await(sh *shard, tx *Tx, gather bool) error {
 	}
 }
 
-// yieldToJoin reports whether a committer that has just pushed its commit
-// on sh should yield once before it tries to lead: when some other
+// yieldToJoin yields once, and reports so, when a committer that has just
+// pushed its commit on sh should let others run before it tries to lead:
+// when some other
 // coalescing transaction of the shard is open but not pending (it may
 // join), and on one lone arrival in aloneYieldEvery (see there). When
 // every open transaction of the shard is pending, this one arrived last
@@ -1083,14 +1095,25 @@ func (j *Journals) await(sh *shard, tx *Tx, gather bool) error {
 func (j *Journals) yieldToJoin(sh *shard) bool {
 	open := sh.open.Load()
 	if sh.npending.Load() < open {
+		yield()
 		return true
 	}
 	if open > 1 {
 		return false
 	}
+	return sh.aloneYield()
+}
+
+// aloneYield counts an arrival that found no other open transaction on
+// the shard and reports whether it is one to yield on (aloneYieldEvery).
+func (sh *shard) aloneYield() bool {
 	n := sh.alone.Load() + 1
 	sh.alone.Store(n) // a hint: a lost count only moves the next yield
-	return n%aloneYieldEvery == 0
+	if n%aloneYieldEvery != 0 {
+		return false
+	}
+	yield()
+	return true
 }
 
 // aloneYieldEvery is how often a committer that is the only open
@@ -1120,15 +1143,19 @@ func (j *Journals) takeSlot(sh *shard) bool {
 	}
 }
 
-// leadRound seals and persists every pending journal of the shard with one
-// fence; the caller holds a round slot of the shard, which leadRound
-// frees. With gather it first lets the group grow for up to MaxWait.
-func (j *Journals) leadRound(sh *shard, gather bool) {
+// leadRound seals and persists every pending journal of the shard, and
+// own if it is not nil (a commit that was not pushed), with one fence; the
+// caller holds a round slot of the shard, which leadRound frees. With
+// gather it first lets the group grow for up to MaxWait.
+func (j *Journals) leadRound(sh *shard, gather bool, own *Tx) {
 	sched.PrefetchW(unsafe.Pointer(&j.nextID))
 	if gather && j.opts.MaxWait > 0 {
 		j.gather(sh)
 	}
-	g := sh.pending.Swap(nil)
+	var g *Tx
+	if own == nil || sh.npending.Load() != 0 {
+		g = sh.pending.Swap(nil)
+	}
 	var n int32
 	for tx := g; tx != nil; tx = tx.pnext {
 		if j.maxRounds > 1 {
@@ -1139,9 +1166,15 @@ func (j *Journals) leadRound(sh *shard, gather bool) {
 		}
 		n++
 	}
+	if n != 0 {
+		sh.npending.Add(-n)
+	}
+	if own != nil {
+		own.pnext, g = g, own
+		n++
+	}
 	var err error
 	if g != nil {
-		sh.npending.Add(-n)
 		// g takes the least id of the group and claims for all of it.
 		j.claim(g)
 		// Ids in stack order: a chain pushed at once (CommitAll) keeps
