@@ -1087,14 +1087,20 @@ func (j *Journals) await(sh *shard, tx *Tx, gather bool) error {
 
 // yieldToJoin yields once, and reports so, when a committer that has just
 // pushed its commit on sh should let others run before it tries to lead:
-// when some other
-// coalescing transaction of the shard is open but not pending (it may
-// join), and on one lone arrival in aloneYieldEvery (see there). When
-// every open transaction of the shard is pending, this one arrived last
-// and leads them.
+// when some other coalescing transaction of the shard is open but not
+// pending (it may join), and on one lone arrival in aloneYieldEvery (see
+// there). When every open transaction of the shard is pending, this one
+// arrived last and leads them.
+//
+// Before a join yield it prefetches the commit-id line for writing: the
+// committer that runs next usually leads the round, and with the vCPUs far
+// apart the line's transfer from the other core (one per round) then
+// overlaps that committer's transaction: +6.4% median over 30 pairs taken
+// while the round trip was ~400 ns, 1.008 over 36 near pairs.
 func (j *Journals) yieldToJoin(sh *shard) bool {
 	open := sh.open.Load()
 	if sh.npending.Load() < open {
+		sched.PrefetchW(unsafe.Pointer(&j.nextID))
 		yield()
 		return true
 	}
@@ -1148,6 +1154,8 @@ func (j *Journals) takeSlot(sh *shard) bool {
 // caller holds a round slot of the shard, which leadRound frees. With
 // gather it first lets the group grow for up to MaxWait.
 func (j *Journals) leadRound(sh *shard, gather bool, own *Tx) {
+	// Usually the line is here already (see yieldToJoin); a lone
+	// committer's round gets its transfer started a little earlier.
 	sched.PrefetchW(unsafe.Pointer(&j.nextID))
 	if gather && j.opts.MaxWait > 0 {
 		j.gather(sh)
