@@ -62,8 +62,12 @@
 // then sleep until the round ends. So each core's committers form their
 // own groups, and the cores' leaders fence in parallel. Options.MaxWait
 // lets a leader wait for the group to grow; with zero, groups form while
-// the previous round's fence is in flight, and a leader yields once while
-// open redo transactions have not joined.
+// the previous round's fence is in flight, and the last committer to
+// arrive leads: one that sees another open transaction of its shard not
+// yet pending yields once before it tries for a slot, so a group of two
+// committers on one processor costs one goroutine switch. A committer
+// alone on its shard leads its own round at once, yielding on one such
+// commit in 16 so that goroutines waiting on its processor get to run.
 //
 // The leader applies its group rather than each committer after its
 // wake-up: a committer descheduled between its round and its apply would
