@@ -41,6 +41,15 @@ func heap(j *Journals) uint64 { return j.Pool().Header().HeapOff }
 // tb ends: the cache-line domains need a file they may treat as pmem.
 func createTmpfsPool(tb testing.TB, o pmem.CreateOptions) *pmem.Pool {
 	tb.Helper()
+	p, _ := createTmpfsPoolIn(tb, o)
+	return p
+}
+
+// createTmpfsPoolIn is createTmpfsPool that also returns the directory
+// the pool file is in, for a test that must remove it itself (one whose
+// watchdog ends the process, so that no cleanup runs).
+func createTmpfsPoolIn(tb testing.TB, o pmem.CreateOptions) (*pmem.Pool, string) {
+	tb.Helper()
 	dir := tb.TempDir()
 	if d, err := os.MkdirTemp("/dev/shm", "jt"); err == nil {
 		dir = d
@@ -51,7 +60,7 @@ func createTmpfsPool(tb testing.TB, o pmem.CreateOptions) *pmem.Pool {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { p.Close() })
-	return p
+	return p, dir
 }
 
 func TestRedoAndUndo(t *testing.T) {
@@ -679,7 +688,7 @@ func TestFollowersWake(t *testing.T) {
 	if pmem.DetectFlush() == pmem.FlushNone {
 		t.Skip("no cache-line flush instruction")
 	}
-	p := createTmpfsPool(t, pmem.CreateOptions{Size: 4 << 20, Layout: "jt", Journals: 64, JournalSize: 1024, Mode: pmem.ModeForcePmem})
+	p, dir := createTmpfsPoolIn(t, pmem.CreateOptions{Size: 4 << 20, Layout: "jt", Journals: 64, JournalSize: 1024, Mode: pmem.ModeForcePmem})
 	j, _, err := Open(p, Options{Coalesce: true})
 	if err != nil {
 		t.Fatal(err)
@@ -690,6 +699,9 @@ func TestFollowersWake(t *testing.T) {
 	}
 	const patience = 3 * time.Minute // a hang detector, not a speed check
 	watchdog := time.AfterFunc(patience, func() {
+		// The panic ends the process before any cleanup: remove the
+		// pool (it may be on /dev/shm) first.
+		os.RemoveAll(dir)
 		panic(fmt.Sprintf("committers still waiting after %v (%+v): a lost wake-up", patience, j.Stats()))
 	})
 	defer watchdog.Stop()
