@@ -270,6 +270,50 @@ func TestCoalescingConcurrent(t *testing.T) {
 	}
 }
 
+// TestAbandonedShardReleasesWatermark: a shard whose committers went
+// elsewhere keeps the homes of its last round applied but unflushed, and
+// their claims hold the watermark back. The rounds of the other shard that
+// advance the watermark pop every shard's applied stack, so commits keep
+// going on 32 journals per shard and no Begin runs out (which would show
+// as rounds without a group: the full rounds a starved Begin runs). A
+// version whose watermark rounds popped only their own stack, for less
+// cross-core traffic, starved Begin twice in these 400 commits (once with
+// a fallback to popping every stack after a round that freed too little).
+func TestAbandonedShardReleasesWatermark(t *testing.T) {
+	cur := 1
+	_, j := newSimJournals(t, 64, 512, Options{Shards: 2, ShardOf: func() int { return cur }, BeginTimeout: time.Second})
+	slot := heap(j)
+	commit := func(i int) {
+		t.Helper()
+		tx, err := j.Begin(Redo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx.Write(slot, le.AppendUint64(nil, uint64(i)))
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		commit(i)
+	}
+	cur = 0 // shard 1 is abandoned with its last commit applied, not flushed
+	for i := 3; i < 400; i++ {
+		commit(i)
+	}
+	st := j.Stats()
+	t.Logf("%+v", st)
+	if idle := st.Rounds - st.Groups; idle != 0 {
+		t.Errorf("%d rounds without a group: Begin ran out of journals while another shard held the watermark", idle)
+	}
+	if v := le.Uint64(j.Pool().Mem()[slot:]); v != 399 {
+		t.Errorf("slot = %d, want 399", v)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestLastArrivalLeads: two committers on one processor form groups of
 // two, and a group costs one goroutine switch, not two: the first
 // committer yields before it takes a round slot, and the second, finding
