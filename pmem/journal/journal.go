@@ -685,14 +685,13 @@ func (j *Journals) persist(sh *shard, g *Tx, full bool) (bool, error) {
 		return true, fmt.Errorf("%w: %v", ErrFailed, err)
 	}
 	if g != nil {
-		// The group is durable: apply it to the homes now, before any
-		// locked instruction, and push its records for the next round.
-		// (The fence does not hold the core up; the first locked
-		// instruction after it, or the first load of a line still being
-		// written back, waits for the write-backs. Here that is apply's
-		// first read of a journal, so the copies do not overlap the
-		// wait; measured, applying here rather than in the callers was
-		// within noise.) The home stores become visible only after the
+		// The group is durable: apply it to the homes now and push its
+		// records for the next round. (apply's stores wait for the
+		// write-backs — after SFENCE the measured CPU runs loads but
+		// holds stores, bench/micro/fence_overlap.c — so the copies do
+		// not overlap the wait; applying here rather than in the callers
+		// was within noise, and so was applying from a DRAM copy of the
+		// entries.) The home stores become visible only after the
 		// flushed lines are durable, which is what redo needs: no home
 		// changes before its journal is durable.
 		var first, last *appliedRec
@@ -1112,7 +1111,8 @@ func (j *Journals) yieldToJoin(sh *shard) bool {
 }
 
 // aloneYield counts an arrival that found no other open transaction on
-// the shard and reports whether it is one to yield on (aloneYieldEvery).
+// the shard, yields on one such arrival in aloneYieldEvery, and reports
+// whether it yielded.
 func (sh *shard) aloneYield() bool {
 	n := sh.alone.Load() + 1
 	sh.alone.Store(n) // a hint: a lost count only moves the next yield
