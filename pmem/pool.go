@@ -244,7 +244,8 @@ func (p *Pool) FlushRanges(rs []Range) {
 // no count runs between the flushes and the fence, nor right after it.
 // Where the caller then waits for the write-backs depends on the CPU: on
 // the AMD guest measured (bench/micro/fence_overlap.c) loads after the
-// fence run during them, while stores and locked instructions wait.
+// fence run during them, while locked instructions and 2 KiB of copies
+// wait.
 func (p *Pool) PersistRanges(rs []Range) error {
 	p.dom.flushes.Add(uint64(len(rs)))
 	p.dom.fences.Add(1)

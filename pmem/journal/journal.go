@@ -686,12 +686,11 @@ func (j *Journals) persist(sh *shard, g *Tx, full bool) (bool, error) {
 	}
 	if g != nil {
 		// The group is durable: apply it to the homes now and push its
-		// records for the next round. (apply's stores wait for the
-		// write-backs — after SFENCE the measured CPU runs loads but
-		// holds stores, bench/micro/fence_overlap.c — so the copies do
-		// not overlap the wait; applying here rather than in the callers
-		// was within noise, and so was applying from a DRAM copy of the
-		// entries.) The home stores become visible only after the
+		// records for the next round. (After SFENCE the measured CPU
+		// runs loads during the write-backs but not 2 KiB of copies,
+		// bench/micro/fence_overlap.c, and the profile puts the wait in
+		// apply; applying here rather than in the callers was within
+		// noise, and so was applying from a DRAM copy of the entries.) The home stores become visible only after the
 		// flushed lines are durable, which is what redo needs: no home
 		// changes before its journal is durable.
 		var first, last *appliedRec
