@@ -11,14 +11,15 @@
  *
  * On the 2-vCPU AMD EPYC guest (2026-11-26, ./fence_overlap 8, three runs):
  * nothing durable 48 (work) and 104 (loads); work, CLWB, SFENCE 216-219;
- * CLWB, SFENCE, work 227-231 (the stores wait for the write-back);
+ * CLWB, SFENCE, work 227-231 (the copies wait for the write-back);
  * CLWB, SFENCE, loads 190-193 (the loads run during it); CLWB early,
  * work, SFENCE 190-192 (the work hides in the write-back); CLWB early,
  * work, CLWB again, SFENCE 309-312 (a second CLWB of a line being written
  * back costs a second wait); CLWB, work, no SFENCE 189-191 (the locked
  * add waits as SFENCE does); non-temporal stores 129-143 (but the lines
  * end up uncached, and a later read of them misses). So after SFENCE this
- * CPU runs loads, not stores, and a write-back started early overlaps
+ * CPU runs loads, not 2 KiB of copies (at K=2 the copies cost too little
+ * to tell), and a write-back started early overlaps
  * only work without a locked instruction in it: the journals' commit path
  * has one every few dozen instructions. See docs/PMEM.md "Fifth pass".
  */
