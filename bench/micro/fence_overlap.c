@@ -16,8 +16,8 @@
  * work, SFENCE 190-192 (the work hides in the write-back); CLWB early,
  * work, CLWB again, SFENCE 309-312 (a second CLWB of a line being written
  * back costs a second wait); CLWB, work, no SFENCE 189-191 (the locked
- * add waits as SFENCE does); non-temporal stores 129-143 (but the lines
- * end up uncached, and a later read of them misses). So after SFENCE this
+ * add waits as SFENCE does); non-temporal stores 129-143 (they bypass the
+ * cache by definition; not tried in the journals). So after SFENCE this
  * CPU runs loads, not 2 KiB of copies (at K=2 the copies cost too little
  * to tell), and a write-back started early overlaps
  * only work without a locked instruction in it: the journals' commit path
